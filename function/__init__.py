@@ -1,0 +1,1 @@
+"""function-model-rollout: roll model-serving deployments without dropping a request."""

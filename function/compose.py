@@ -1,0 +1,179 @@
+"""From a Plan to the desired composed resources and XR status, as plain data."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from function import naming
+from function.observe import Observed, format_time, to_plain
+from function.plan import Backend, Plan, PlannedReplica, revision_content
+from function.spec import Input, Spec
+
+
+@dataclass(frozen=True)
+class DesiredResource:
+    key: str
+    body: dict[str, Any]
+    ready: bool
+
+
+@dataclass(frozen=True)
+class Composition:
+    resources: list[DesiredResource]
+    status: dict[str, Any]
+
+
+def compose(spec: Spec, plan: Plan, observed: Observed, fn_input: Input, xr_name: str) -> Composition:
+    resources: list[DesiredResource] = []
+    templates: dict[str, dict[str, Any]] = {}
+    for planned in plan.replicas:
+        labels = replica_labels(plan, planned, xr_name)
+        resources.append(DesiredResource(
+            key=planned.key,
+            body={
+                "apiVersion": fn_input.replica.api_version,
+                "kind": fn_input.replica.kind,
+                "metadata": {
+                    "name": planned.name,
+                    "labels": labels,
+                    "annotations": replica_annotations(planned),
+                },
+                "spec": replica_spec(plan, planned, xr_name, templates),
+            },
+            ready=planned.observed_ready,
+        ))
+        if planned.has_endpoint:
+            endpoint_key = naming.endpoint_key(planned.revision, planned.index)
+            observed_endpoint = observed.endpoints.get((planned.revision, planned.index))
+            resources.append(DesiredResource(
+                key=endpoint_key,
+                body=endpoint_body(plan, planned, labels, fn_input),
+                ready=observed_endpoint is not None and observed_endpoint.ready,
+            ))
+    if spec.route is not None and plan.main_backends is not None:
+        resources.append(DesiredResource(
+            key=naming.ROUTE_KEY,
+            body=http_route(xr_name, spec.route.parent_refs, spec.route.hostnames,
+                            spec.route.path_prefix, plan.main_backends),
+            ready=observed.route is not None and observed.route.accepted,
+        ))
+        preview = spec.route.preview
+        if preview is not None and plan.preview_backends is not None:
+            resources.append(DesiredResource(
+                key=naming.PREVIEW_ROUTE_KEY,
+                body=http_route(naming.preview_route_name(xr_name), spec.route.parent_refs,
+                                preview.hostnames, preview.path_prefix, plan.preview_backends,
+                                xr_name=xr_name),
+                ready=observed.preview_route is not None and observed.preview_route.accepted,
+            ))
+    return Composition(resources=resources, status=status(plan))
+
+
+def replica_labels(plan: Plan, planned: PlannedReplica, xr_name: str) -> dict[str, str]:
+    labels = {
+        naming.LABEL_DEPLOYMENT: naming.label_value(xr_name),
+        naming.LABEL_REVISION: planned.revision,
+        naming.LABEL_INDEX: str(planned.index),
+    }
+    template_hash = plan.revisions[planned.revision].template_hash
+    if template_hash is None and planned.replica is not None:
+        template_hash = planned.replica.observed.template_hash
+    if template_hash is not None:
+        labels[naming.LABEL_TEMPLATE_HASH] = template_hash
+    return labels
+
+
+def replica_annotations(planned: PlannedReplica) -> dict[str, str]:
+    annotations = {naming.ANNOTATION_DESIRED_SINCE: format_time(planned.desired_since)}
+    if planned.draining_since is not None:
+        annotations[naming.ANNOTATION_DRAINING_SINCE] = format_time(planned.draining_since)
+        annotations[naming.ANNOTATION_DRAIN_SECONDS] = str(planned.drain_seconds or 0)
+    return annotations
+
+
+def replica_spec(plan: Plan, planned: PlannedReplica, xr_name: str,
+                 templates: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    info = plan.revisions[planned.revision]
+    if info.template is None:
+        # Missing from spec.revisions: keep what the replica was built from.
+        raw = planned.replica.observed.raw_spec if planned.replica is not None else None
+        if isinstance(raw, Mapping):
+            return to_plain(raw)
+        return {"deployment": xr_name, "revision": planned.revision}
+    if planned.revision not in templates:
+        templates[planned.revision] = {
+            "deployment": xr_name,
+            "revision": planned.revision,
+            **revision_content(info.template),
+        }
+    return templates[planned.revision]
+
+
+def endpoint_body(plan: Plan, planned: PlannedReplica, labels: dict[str, str],
+                  fn_input: Input) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "replica": planned.name,
+        "revision": planned.revision,
+        "port": plan.revisions[planned.revision].port,
+    }
+    url = planned.replica.observed.url if planned.replica is not None else None
+    if url:
+        spec["url"] = url
+    return {
+        "apiVersion": fn_input.endpoint.api_version,
+        "kind": fn_input.endpoint.kind,
+        "metadata": {"name": planned.name, "labels": labels},
+        "spec": spec,
+    }
+
+
+def http_route(name: str, parent_refs: tuple[dict[str, Any], ...], hostnames: tuple[str, ...],
+               path_prefix: str, backends: list[Backend], xr_name: str | None = None,
+               ) -> dict[str, Any]:
+    rule: dict[str, Any] = {"matches": [{"path": {"type": "PathPrefix", "value": path_prefix}}]}
+    if backends:
+        rule["backendRefs"] = [
+            {"name": b.name, "port": b.port, "weight": b.weight} for b in backends
+        ]
+    spec: dict[str, Any] = {"parentRefs": [dict(ref) for ref in parent_refs], "rules": [rule]}
+    if hostnames:
+        spec["hostnames"] = list(hostnames)
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {
+            "name": name,
+            "labels": {naming.LABEL_DEPLOYMENT: naming.label_value(xr_name or name)},
+        },
+        "spec": spec,
+    }
+
+
+def status(plan: Plan) -> dict[str, Any]:
+    out: dict[str, Any] = {"phase": plan.phase}
+    optional = {
+        "currentRevision": plan.current_revision,
+        "deployingRevision": plan.deploying_revision,
+        "failedRevision": plan.failed_revision,
+        "rolloutStrategy": plan.rollout_strategy,
+        "rolloutStartTime": format_time(plan.rollout_start_time)
+        if plan.rollout_start_time else None,
+        "lastProgressTime": format_time(plan.last_progress_time)
+        if plan.last_progress_time else None,
+    }
+    out.update({k: v for k, v in optional.items() if v is not None})
+    out["replicas"] = {
+        "desired": plan.counts.desired,
+        "total": plan.counts.total,
+        "ready": plan.counts.ready,
+        "available": plan.counts.available,
+        "updated": plan.counts.updated,
+    }
+    out["revisions"] = [
+        {"name": row.name, "replicas": row.replicas, "available": row.available,
+         "trafficWeight": row.traffic_weight}
+        for row in plan.rows
+    ]
+    return out

@@ -1,0 +1,47 @@
+"""The function's command line: the SDK's standard options, served over gRPC."""
+
+import click
+from crossplane.function import cli as sdkcli
+from crossplane.function import logging, runtime
+
+from function import fn
+
+MEGABYTE = 1024 * 1024
+
+
+def grpc_options(max_recv_message_size: int, max_send_message_size: int | None) -> list:
+    """gRPC server options for the message size limits, given in MB."""
+    send = max_send_message_size if max_send_message_size is not None else max_recv_message_size
+    return [
+        ("grpc.max_receive_message_length", max_recv_message_size * MEGABYTE),
+        ("grpc.max_send_message_length", send * MEGABYTE),
+    ]
+
+
+@click.command()
+@sdkcli.standard_options
+def cli(
+    debug: bool,
+    address: str,
+    tls_certs_dir: str | None,
+    insecure: bool,
+    max_recv_message_size: int,
+    max_send_message_size: int | None,
+) -> None:
+    """Serve function-model-rollout over gRPC."""
+    logging.configure(level=logging.Level.DEBUG if debug else logging.Level.INFO)
+    # The SDK opens a TLS and a plain listener on the same port when given both
+    # --insecure and a certificates directory; the second bind fails. --insecure
+    # wins, as its help text promises.
+    creds = None if insecure else runtime.load_credentials(tls_certs_dir)
+    runtime.serve(
+        fn.FunctionRunner(),
+        address,
+        creds=creds,
+        insecure=insecure,
+        options=grpc_options(max_recv_message_size, max_send_message_size),
+    )
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,73 @@
+"""Rollout arithmetic: small pure functions over counts, with Kubernetes rounding."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+from function.spec import IntOrPercent, Strategy
+
+
+def resolve(value: IntOrPercent, total: int, *, round_up: bool) -> int:
+    """An absolute count from an int or a percentage of total."""
+    if not value.percent:
+        return value.value
+    scaled = value.value * total
+    return -(-scaled // 100) if round_up else scaled // 100
+
+
+def surge_and_unavailable(strategy: Strategy, replicas: int) -> tuple[int, int]:
+    """(maxSurge, maxUnavailable) resolved against replicas.
+
+    Surge rounds up and unavailability rounds down, so percentages err on the
+    side of availability; both zero would forbid any progress, so unavailability
+    becomes 1, as Kubernetes does.
+    """
+    surge = resolve(strategy.max_surge, replicas, round_up=True)
+    unavailable = resolve(strategy.max_unavailable, replicas, round_up=False)
+    if surge == 0 and unavailable == 0:
+        unavailable = 1
+    return surge, unavailable
+
+
+def unavailable_allowance(strategy: Strategy, replicas: int) -> int:
+    return surge_and_unavailable(strategy, replicas)[1]
+
+
+def minimum_serving(replicas: int, unavailable: int) -> int:
+    return max(0, replicas - unavailable)
+
+
+def replicas_to_create(*, wanted: int, alive: int, total: int, capacity_limit: int | None) -> int:
+    """New replicas to create: the shortfall, within the capacity limit (None: no limit).
+
+    total counts every replica that still holds capacity (GPUs are held until
+    deletion), Draining and Provisioning ones included.
+    """
+    shortfall = max(0, wanted - alive)
+    if capacity_limit is None:
+        return shortfall
+    return max(0, min(shortfall, capacity_limit - total))
+
+
+def serving_to_drain(*, serving_old: int, serving_new: int, replicas: int, unavailable: int) -> int:
+    """How many Serving old replicas may start draining now.
+
+    Each drain must leave serving(old) + serving(new) >= replicas - unavailable.
+    """
+    spare = serving_old + serving_new - minimum_serving(replicas, unavailable)
+    return max(0, min(serving_old, spare))
+
+
+def traffic_percentages(weights: Mapping[str, int]) -> dict[str, int]:
+    """Integer percentages of total weight that add up to 100 (largest remainder)."""
+    total = sum(weights.values())
+    if total <= 0:
+        return dict.fromkeys(weights, 0)
+    exact = {name: weight * 100 / total for name, weight in weights.items()}
+    shares = {name: math.floor(value) for name, value in exact.items()}
+    leftover = 100 - sum(shares.values())
+    by_remainder = sorted(exact, key=lambda name: (-(exact[name] - shares[name]), name))
+    for name in by_remainder[:leftover]:
+        shares[name] += 1
+    return shares
