@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from datetime import UTC, datetime
 from typing import Any
 
@@ -266,7 +267,7 @@ def read_prior_status(status: Any) -> PriorStatus:
     rows: dict[str, PriorRevisionRow] = {}
     raw_rows = get(status, "revisions")
     if isinstance(raw_rows, Sequence) and not isinstance(raw_rows, str):
-        for row in raw_rows[:256]:
+        for row in islice(raw_rows, 256):
             name = as_str(get(row, "name"))
             if name:
                 rows[name] = PriorRevisionRow(

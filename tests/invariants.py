@@ -1,0 +1,144 @@
+"""The promises of SPEC.md, checked from the outside after every call of a replay.
+
+Each check reads only what a user could see: the observed state the function
+was given, the desired state it returned and the status it wrote.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from function import naming
+from function.rollout import surge_and_unavailable
+from function.spec import BLUE_GREEN, parse_spec
+from tests.world import Step, World
+
+
+class Violation(AssertionError):
+    pass
+
+
+def _backends(desired: dict[str, dict[str, Any]], key: str) -> list[str]:
+    route = desired.get(key)
+    if route is None:
+        return []
+    names = []
+    for rule in route["spec"].get("rules", []):
+        names.extend(ref["name"] for ref in rule.get("backendRefs", []))
+    return names
+
+
+def _endpoint_by_backend(observed: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """backendName -> replica key, from the observed endpoints."""
+    out = {}
+    for key, body in observed.items():
+        parsed = naming.parse_endpoint_key(key)
+        backend = body.get("status", {}).get("routing", {}).get("backendName")
+        if parsed and backend:
+            out[backend] = naming.replica_key(*parsed)
+    return out
+
+
+def _ready(body: dict[str, Any]) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in body.get("status", {}).get("conditions", []))
+
+
+def _time(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def routed_replicas(step: Step, key: str = naming.ROUTE_KEY) -> list[str]:
+    by_backend = _endpoint_by_backend(step.observed)
+    return [by_backend[name] for name in _backends(step.desired, key) if name in by_backend]
+
+
+def check(world: World, step: Step) -> None:
+    if step.fatal:
+        return
+    spec = parse_spec(world.spec)
+    n = spec.replicas
+    surge, unavailable = surge_and_unavailable(spec.strategy, n)
+    by_backend = _endpoint_by_backend(step.observed)
+    messages = [r.message for r in step.response.results]
+    rolled_back = any("rolled back" in m for m in messages)
+
+    # 1. A route never references a replica that cannot serve.
+    for route_key in (naming.ROUTE_KEY, naming.PREVIEW_ROUTE_KEY):
+        for name in _backends(step.desired, route_key):
+            replica_key = by_backend.get(name)
+            if replica_key is None:
+                raise Violation(f"{route_key} references unknown backend {name}")
+            observed = step.observed.get(replica_key)
+            desired = step.desired.get(replica_key)
+            if observed is None or desired is None or not _ready(observed):
+                raise Violation(f"{route_key} routes to {replica_key}, which is not Ready")
+            if observed.get("status", {}).get("health", {}).get("state") == "Unhealthy":
+                health = observed["status"]["health"]
+                probe = _time(health.get("lastProbeTime"))
+                interval = 10
+                stale = max(spec.health_policy.status_ttl_seconds, 3 * interval)
+                if probe is None or step.now - probe < timedelta(seconds=stale):
+                    raise Violation(f"{route_key} routes to Unhealthy {replica_key}")
+            if naming.ANNOTATION_DRAINING_SINCE in desired["metadata"].get("annotations", {}):
+                raise Violation(f"{route_key} routes to draining {replica_key}")
+
+    # 2. Under RollingUpdate the function never drains routed capacity below N - unavailable.
+    previous = world.history[-2] if len(world.history) >= 2 else None
+    if spec.strategy.type != BLUE_GREEN and previous is not None and not rolled_back:
+        was_routed = [k for k in routed_replicas(previous)
+                      if k in step.observed and _ready(step.observed[k])
+                      and step.observed[k].get("status", {}).get("health", {}).get("state")
+                      != "Unhealthy"]
+        routed_now = routed_replicas(step)
+        floor = min(max(0, n - unavailable), len(was_routed))
+        if len(routed_now) < floor:
+            raise Violation(f"routed capacity fell to {len(routed_now)} (floor {floor}): "
+                            f"{sorted(routed_now)} after {sorted(was_routed)}")
+
+    # 3. Total replicas never grow past N + maxSurge (RollingUpdate) or 2N (BlueGreen).
+    total_before = sum(1 for k in step.observed if naming.parse_replica_key(k))
+    total_after = sum(1 for k in step.desired if naming.parse_replica_key(k))
+    limit = n + surge if spec.strategy.type != BLUE_GREEN else 2 * n
+    if total_after > max(limit, total_before):
+        raise Violation(f"{total_after} replicas desired; at most {limit} allowed")
+
+    # 4. Nothing routed is deleted before its drain delay.
+    if previous is not None:
+        routed_before = set(routed_replicas(previous)) | set(
+            routed_replicas(previous, naming.PREVIEW_ROUTE_KEY))
+        for key in routed_before:
+            if key in step.observed and key not in step.desired:
+                annotations = step.observed[key]["metadata"].get("annotations", {})
+                since = _time(annotations.get(naming.ANNOTATION_DRAINING_SINCE))
+                delay = int(annotations.get(naming.ANNOTATION_DRAIN_SECONDS, "0"))
+                if _ready(step.observed[key]) and (
+                        since is None or step.now < since + timedelta(seconds=delay)):
+                    raise Violation(f"{key} was routed and deleted without draining")
+
+    # 5. BlueGreen: the main route carries only the current revision.
+    current = step.status.get("currentRevision")
+    if spec.strategy.type == BLUE_GREEN and step.status.get("rolloutStrategy") != "RollingUpdate":
+        for key in routed_replicas(step):
+            revision = naming.parse_replica_key(key)[0]
+            if revision != current:
+                raise Violation(f"main route carries {key} of {revision}, current is {current}")
+
+    # 6. Status agrees with what was composed.
+    replicas = [k for k in step.desired if naming.parse_replica_key(k)]
+    if step.status["replicas"]["total"] != len(replicas):
+        raise Violation(f"status total {step.status['replicas']['total']} != {len(replicas)}")
+    if sum(row["replicas"] for row in step.status.get("revisions", [])) != len(replicas):
+        raise Violation("status.revisions rows do not add up to the composed replicas")
+    weights = sum(row["trafficWeight"] for row in step.status.get("revisions", []))
+    if weights not in (0, 100):
+        raise Violation(f"traffic weights add up to {weights}")
+
+    # 7. Endpoints exist only for Ready replicas.
+    for key in step.desired:
+        parsed = naming.parse_endpoint_key(key)
+        if parsed:
+            replica = step.observed.get(naming.replica_key(*parsed))
+            if replica is None or not _ready(replica):
+                raise Violation(f"{key} is desired but its replica is not Ready")

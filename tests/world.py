@@ -1,0 +1,253 @@
+"""A closed-loop stand-in for Crossplane and the serving platform around the function.
+
+Each `step()` builds a RunFunctionRequest from the world (the XR with the status
+the function wrote before, and every composed resource as observed), calls the
+function, applies the response as Crossplane would (nothing at all on a Fatal
+result; otherwise create, update and delete composed resources by key and
+persist the XR status and conditions), then advances the clock and lets the
+platform move replicas through their lives according to each replica's fate.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from crossplane.function import resource
+from crossplane.function.proto.v1 import run_function_pb2 as fnv1
+from google.protobuf import json_format
+
+from function import naming
+from function.fn import FunctionRunner
+
+T0 = datetime(2026, 11, 22, 10, 0, 0, tzinfo=UTC)
+
+
+def ts(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class Fate:
+    """How one replica lives: when it becomes Ready, whether and when it breaks."""
+
+    warmup: float = 60.0  # seconds until Ready; None-like large values mean never
+    never_ready: bool = False
+    start_failure: bool = False  # reports status.phase Failed after `warmup`
+    crash_after: float | None = None  # seconds after Ready, it stops being Ready for good
+    unhealthy_after: float | None = None  # seconds after Ready, health turns Unhealthy
+    stale_after: float | None = None  # seconds after Ready, health probes stop
+    no_health: bool = False  # the prober never reports
+    backend_lag: float = 0.0  # seconds after Ready until the endpoint publishes backendName
+
+
+FateFor = Callable[[str, int], Fate]
+
+
+@dataclass
+class Lived:
+    created: datetime
+    fate: Fate
+    ready_at: datetime | None = None
+    lost_at: datetime | None = None
+
+
+@dataclass
+class Step:
+    now: datetime
+    request: fnv1.RunFunctionRequest
+    response: fnv1.RunFunctionResponse
+    observed: dict[str, dict[str, Any]]
+    desired: dict[str, dict[str, Any]]
+    status: dict[str, Any]
+    fatal: bool
+    applied: bool
+
+
+@dataclass
+class World:
+    spec: dict[str, Any]
+    fate_for: FateFor = field(default=lambda revision, index: Fate())
+    name: str = "qwen"
+    namespace: str = "ml-team"
+    now: datetime = T0
+    status: dict[str, Any] = field(default_factory=dict)
+    composed: dict[str, dict[str, Any]] = field(default_factory=dict)
+    lives: dict[str, Lived] = field(default_factory=dict)
+    deleted: list[tuple[datetime, str, dict[str, Any]]] = field(default_factory=list)
+    history: list[Step] = field(default_factory=list)
+    call: Callable[[fnv1.RunFunctionRequest, datetime], fnv1.RunFunctionResponse] | None = None
+    route_accept_lag: float = 0.0
+
+    # --- the request ------------------------------------------------------------------
+
+    def xr(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "apiVersion": "serving.rollout.dev/v1alpha1",
+            "kind": "ModelDeployment",
+            "metadata": {"name": self.name, "namespace": self.namespace},
+            "spec": copy.deepcopy(self.spec),
+        }
+        if self.status:
+            body["status"] = copy.deepcopy(self.status)
+        return body
+
+    def request(self) -> fnv1.RunFunctionRequest:
+        req = fnv1.RunFunctionRequest(
+            observed=fnv1.State(composite=fnv1.Resource(resource=resource.dict_to_struct(self.xr())))
+        )
+        for key, body in self.composed.items():
+            req.observed.resources[key].resource.update(body)
+        return req
+
+    # --- one reconcile ----------------------------------------------------------------
+
+    def step(self, dt: float = 10.0, *, apply: bool = True) -> Step:
+        req = self.request()
+        observed = copy.deepcopy(self.composed)
+        if self.call is not None:
+            rsp = self.call(req, self.now)
+        else:
+            rsp = FunctionRunner(clock=lambda: self.now).run(req)
+        fatal = any(r.severity == fnv1.SEVERITY_FATAL for r in rsp.results)
+        desired = {
+            key: json_format.MessageToDict(r.resource) for key, r in rsp.desired.resources.items()
+        }
+        status = json_format.MessageToDict(rsp.desired.composite.resource).get("status", {})
+        applied = apply and not fatal
+        if applied:
+            self.apply(desired, status, rsp)
+        record = Step(self.now, req, rsp, observed, desired, status, fatal, applied)
+        self.history.append(record)
+        self.advance(dt)
+        return record
+
+    def apply(self, desired: dict[str, dict[str, Any]], status: dict[str, Any],
+              rsp: fnv1.RunFunctionResponse) -> None:
+        for key in list(self.composed):
+            if key not in desired:
+                self.deleted.append((self.now, key, self.composed.pop(key)))
+                self.lives.pop(key, None)
+        for key, body in desired.items():
+            if key in self.composed:
+                existing = self.composed[key]
+                existing["metadata"] = {
+                    **body.get("metadata", {}),
+                    "creationTimestamp": existing["metadata"]["creationTimestamp"],
+                }
+                existing["spec"] = body.get("spec", {})
+            else:
+                created = copy.deepcopy(body)
+                created.setdefault("metadata", {})["creationTimestamp"] = ts(self.now)
+                self.composed[key] = created
+                parsed = naming.parse_replica_key(key)
+                if parsed is not None:
+                    self.lives[key] = Lived(created=self.now, fate=self.fate_for(*parsed))
+        conditions = [
+            {
+                "type": c.type,
+                "status": {fnv1.STATUS_CONDITION_TRUE: "True",
+                           fnv1.STATUS_CONDITION_FALSE: "False"}.get(c.status, "Unknown"),
+                "reason": c.reason,
+                "message": c.message,
+            }
+            for c in rsp.conditions
+        ]
+        self.status = {**status, "conditions": conditions}
+
+    # --- the platform -----------------------------------------------------------------
+
+    def advance(self, dt: float) -> None:
+        self.now += timedelta(seconds=dt)
+        for key, body in self.composed.items():
+            if key in self.lives:
+                self.live(key, body, self.lives[key])
+        for key, body in self.composed.items():
+            parsed = naming.parse_endpoint_key(key)
+            if parsed is not None:
+                self.publish_endpoint(key, body, parsed)
+            elif key in (naming.ROUTE_KEY, naming.PREVIEW_ROUTE_KEY):
+                created = datetime.fromisoformat(body["metadata"]["creationTimestamp"])
+                if (self.now - created).total_seconds() >= self.route_accept_lag:
+                    body["status"] = {"parents": [{"parentRef": {"name": "gw"}, "conditions": [
+                        {"type": "Accepted", "status": "True"}]}]}
+
+    def live(self, key: str, body: dict[str, Any], lived: Lived) -> None:
+        fate, now = lived.fate, self.now
+        status = body.setdefault("status", {})
+        warm_done = now >= lived.created + timedelta(seconds=fate.warmup)
+        if fate.start_failure and warm_done:
+            status.update({"phase": "Failed", "message": "engine exited: CUDA out of memory",
+                           "conditions": [{"type": "Ready", "status": "False",
+                                           "lastTransitionTime": ts(now)}]})
+            return
+        if fate.never_ready or not warm_done:
+            status.setdefault("conditions", [{"type": "Ready", "status": "False",
+                                              "lastTransitionTime": ts(lived.created)}])
+            return
+        if lived.ready_at is None:
+            lived.ready_at = now
+        since_ready = (now - lived.ready_at).total_seconds()
+        if fate.crash_after is not None and since_ready >= fate.crash_after:
+            if lived.lost_at is None:
+                lived.lost_at = now
+            status["conditions"] = [{"type": "Ready", "status": "False",
+                                     "lastTransitionTime": ts(lived.lost_at)}]
+            status.pop("health", None)
+            return
+        status["conditions"] = [{"type": "Ready", "status": "True",
+                                 "lastTransitionTime": ts(lived.ready_at)}]
+        status["address"] = {"url": f"http://10.0.0.{hash(key) % 250}:8000"}
+        if fate.no_health:
+            return
+        state = "Healthy"
+        if fate.unhealthy_after is not None and since_ready >= fate.unhealthy_after:
+            state = "Unhealthy"
+        probe = now
+        if fate.stale_after is not None and since_ready >= fate.stale_after:
+            probe = lived.ready_at + timedelta(seconds=fate.stale_after)
+        status["health"] = {"state": state, "lastProbeTime": ts(probe),
+                            "consecutiveFailures": 0 if state == "Healthy" else 3}
+
+    def publish_endpoint(self, key: str, body: dict[str, Any], parsed: tuple[str, int]) -> None:
+        replica_key = naming.replica_key(*parsed)
+        lived = self.lives.get(replica_key)
+        if lived is None or lived.ready_at is None:
+            return
+        if (self.now - lived.ready_at).total_seconds() < lived.fate.backend_lag:
+            return
+        body["status"] = {
+            "routing": {"backendName": f"{body['metadata']['name']}-svc"},
+            "conditions": [{"type": "Ready", "status": "True"}],
+        }
+
+    # --- reading the world --------------------------------------------------------------
+
+    def replicas(self, revision: str | None = None) -> list[str]:
+        keys = [k for k in self.composed if naming.parse_replica_key(k)]
+        if revision is not None:
+            keys = [k for k in keys if naming.parse_replica_key(k)[0] == revision]
+        return sorted(keys)
+
+    def run_until(self, predicate: Callable[[World], bool], *, dt: float = 10.0,
+                  limit: int = 2000, check: Callable[[World, Step], None] | None = None) -> int:
+        for calls in range(1, limit + 1):
+            record = self.step(dt)
+            if check is not None:
+                check(self, record)
+            if predicate(self):
+                return calls
+        raise AssertionError(f"not reached after {limit} calls; status: {self.status}")
+
+
+def seeded_fates(seed: int, **ranges: Any) -> FateFor:
+    rng = random.Random(seed)
+
+    def fate(revision: str, index: int) -> Fate:
+        return Fate(warmup=rng.uniform(20, 240), backend_lag=rng.choice([0, 0, 15]))
+
+    return fate
