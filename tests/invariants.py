@@ -45,6 +45,15 @@ def _ready(body: dict[str, Any]) -> bool:
                for c in body.get("status", {}).get("conditions", []))
 
 
+def _unhealthy(body: dict[str, Any], now: datetime, stale_seconds: int) -> bool:
+    """Health data says Unhealthy and is fresh enough to be believed."""
+    health = body.get("status", {}).get("health", {})
+    if health.get("state") != "Unhealthy":
+        return False
+    probe = _time(health.get("lastProbeTime"))
+    return probe is None or now - probe < timedelta(seconds=stale_seconds)
+
+
 def _time(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
@@ -63,6 +72,7 @@ def check(world: World, step: Step) -> None:
     by_backend = _endpoint_by_backend(step.observed)
     messages = [r.message for r in step.response.results]
     rolled_back = any("rolled back" in m for m in messages)
+    stale = max(spec.health_policy.status_ttl_seconds, 3 * 10)
 
     # 1. A route never references a replica that cannot serve.
     for route_key in (naming.ROUTE_KEY, naming.PREVIEW_ROUTE_KEY):
@@ -74,13 +84,8 @@ def check(world: World, step: Step) -> None:
             desired = step.desired.get(replica_key)
             if observed is None or desired is None or not _ready(observed):
                 raise Violation(f"{route_key} routes to {replica_key}, which is not Ready")
-            if observed.get("status", {}).get("health", {}).get("state") == "Unhealthy":
-                health = observed["status"]["health"]
-                probe = _time(health.get("lastProbeTime"))
-                interval = 10
-                stale = max(spec.health_policy.status_ttl_seconds, 3 * interval)
-                if probe is None or step.now - probe < timedelta(seconds=stale):
-                    raise Violation(f"{route_key} routes to Unhealthy {replica_key}")
+            if _unhealthy(observed, step.now, stale):
+                raise Violation(f"{route_key} routes to Unhealthy {replica_key}")
             if naming.ANNOTATION_DRAINING_SINCE in desired["metadata"].get("annotations", {}):
                 raise Violation(f"{route_key} routes to draining {replica_key}")
 
@@ -89,8 +94,7 @@ def check(world: World, step: Step) -> None:
     if spec.strategy.type != BLUE_GREEN and previous is not None and not rolled_back:
         was_routed = [k for k in routed_replicas(previous)
                       if k in step.observed and _ready(step.observed[k])
-                      and step.observed[k].get("status", {}).get("health", {}).get("state")
-                      != "Unhealthy"]
+                      and not _unhealthy(step.observed[k], step.now, stale)]
         routed_now = routed_replicas(step)
         floor = min(max(0, n - unavailable), len(was_routed))
         if len(routed_now) < floor:
@@ -113,8 +117,9 @@ def check(world: World, step: Step) -> None:
                 annotations = step.observed[key]["metadata"].get("annotations", {})
                 since = _time(annotations.get(naming.ANNOTATION_DRAINING_SINCE))
                 delay = int(annotations.get(naming.ANNOTATION_DRAIN_SECONDS, "0"))
-                if _ready(step.observed[key]) and (
-                        since is None or step.now < since + timedelta(seconds=delay)):
+                serving = _ready(step.observed[key]) and not _unhealthy(
+                    step.observed[key], step.now, stale)
+                if serving and (since is None or step.now < since + timedelta(seconds=delay)):
                     raise Violation(f"{key} was routed and deleted without draining")
 
     # 5. BlueGreen: the main route carries only the current revision.
