@@ -43,6 +43,8 @@ class Fate:
     stale_after: float | None = None  # seconds after Ready, health probes stop
     no_health: bool = False  # the prober never reports
     backend_lag: float = 0.0  # seconds after Ready until the endpoint publishes backendName
+    flap_after: float | None = None  # seconds after Ready, readiness drops once...
+    flap_for: float = 20.0  # ...for this long, then returns with a new transition time
 
 
 FateFor = Callable[[str, int], Fate]
@@ -192,6 +194,17 @@ class World:
         if lived.ready_at is None:
             lived.ready_at = now
         since_ready = (now - lived.ready_at).total_seconds()
+        if fate.flap_after is not None and since_ready >= fate.flap_after:
+            down_at = lived.ready_at + timedelta(seconds=fate.flap_after)
+            if since_ready < fate.flap_after + fate.flap_for:
+                status["conditions"] = [{"type": "Ready", "status": "False",
+                                         "lastTransitionTime": ts(down_at)}]
+                status.pop("health", None)
+                return
+            # Back after the flap: Ready again from now on, flapping no more.
+            lived.ready_at = down_at + timedelta(seconds=fate.flap_for)
+            lived.fate = fate = Fate(**{**fate.__dict__, "flap_after": None})
+            since_ready = (now - lived.ready_at).total_seconds()
         if fate.crash_after is not None and since_ready >= fate.crash_after:
             if lived.lost_at is None:
                 lived.lost_at = now
