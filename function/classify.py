@@ -101,6 +101,9 @@ def classify(
         lifecycle = Lifecycle.FAILED
     elif observed.is_ready:
         lifecycle = Lifecycle.RUNNING
+    elif observed.malformed:
+        # Unreadable status says nothing about the replica: never time it out for that.
+        lifecycle = Lifecycle.PROVISIONING
     else:
         # Counted from the later of creation and the last Ready transition, so a
         # replica that lost readiness gets a fresh warm-up budget before it is Failed.

@@ -122,6 +122,7 @@ class ObservedReplica:
     failed: bool = False
     message: str | None = None
     url: str | None = None
+    malformed: bool = False  # status present but not of the expected shape: unknown, not failed
     raw_spec: Any = None  # kept by reference; copied only for revisions missing from the spec
 
     @property
@@ -202,8 +203,26 @@ def read_replica(key: str, revision: str, index: int, resource: Any) -> Observed
         failed=get(status, "phase") == "Failed",
         message=as_str(get(status, "message")),
         url=as_str(get_path(status, "address", "url")),
+        malformed=_malformed_status(status),
         raw_spec=get(resource, "spec"),
     )
+
+
+def _malformed_status(status: Any) -> bool:
+    if status is None:
+        return False
+    if not isinstance(status, Mapping):
+        return True
+    if any(get(status, key) is not None and not isinstance(get(status, key), Mapping)
+           for key in ("health", "address")):
+        return True
+    conditions = get(status, "conditions")
+    if conditions is None:
+        return False
+    if isinstance(conditions, str) or not isinstance(conditions, Sequence):
+        return True
+    return any(not isinstance(c, Mapping) or not isinstance(get(c, "status"), str | None)
+               for c in conditions)
 
 
 def _int_text(value: Any) -> int | None:
