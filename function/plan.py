@@ -494,14 +494,17 @@ def decide_replicas(book: _Book, spec: Spec, state: RevisionState,
         wanted = {(state.deploying or state.current or spec.active_revision): n}
 
     new_serving = 0
+    gated: list[Replica] = []
+    live: dict[str, int] = {}
     for name, count in wanted.items():
-        new_serving += keep_wanted(book, spec, by_revision.get(name, []), count)
+        live[name], serving, evicted = keep_wanted(book, spec, by_revision.get(name, []), count)
+        new_serving += serving
+        gated.extend(evicted)
 
     # Everything else retires: the revision that just failed and, under BlueGreen,
     # anything not wanted go at once; under RollingUpdate, Serving old replicas
     # still carry traffic and drain only as the wanted revision's capacity allows.
     old = [r for name, rs in by_revision.items() if name not in wanted for r in rs]
-    gated: list[Replica] = []
     for replica in old:
         if replica.draining or not replica.serving or replica.revision == state.failed \
                 or not rolling:
@@ -528,26 +531,32 @@ def decide_replicas(book: _Book, spec: Spec, state: RevisionState,
         info = infos.get(name)
         if info is None or info.template is None:
             continue  # a revision missing from the spec cannot be rebuilt
-        alive = sum(1 for p in book.kept.values() if p.revision == name and not p.draining)
-        create = rollout.replicas_to_create(wanted=count, alive=alive, total=total,
+        create = rollout.replicas_to_create(wanted=count, alive=live[name], total=total,
                                             capacity_limit=capacity_limit)
         total += create_replicas(book, name, create)
 
 
-def keep_wanted(book: _Book, spec: Spec, replicas: list[Replica], wanted: int) -> int:
-    """Keep up to `wanted` live replicas of a wanted revision; return how many Serve.
+def keep_wanted(book: _Book, spec: Spec, replicas: list[Replica],
+                wanted: int) -> tuple[int, int, list[Replica]]:
+    """Keep up to `wanted` live replicas of a wanted revision.
 
-    Failed replicas are dropped, health-evicted ones retired, extras scaled in by
+    Failed replicas are dropped, health-evicted ones replaced, extras scaled in by
     removal priority, and Draining ones reclaimed before anything new is created.
+    Returns how many replicas are kept live, how many of them Serve, and the
+    evicted replicas that still Serve: those leave only as their replacements'
+    capacity allows.
     """
     cleanup = spec.health_policy.cleanup_target_statuses
     alive: list[Replica] = []
     reclaimable: list[Replica] = []
+    evicted_serving: list[Replica] = []
     for replica in replicas:
         if replica.lifecycle is Lifecycle.FAILED:
             continue
         evicted = replica.running and replica.health.value in cleanup
-        if evicted:
+        if evicted and replica.serving:
+            evicted_serving.append(replica)
+        elif evicted:
             book.retire(replica, spec.drain_seconds)
         elif replica.draining:
             if replica.running:
@@ -567,13 +576,14 @@ def keep_wanted(book: _Book, spec: Spec, replicas: list[Replica], wanted: int) -
 
     shortfall = wanted - len(alive)
     reclaimable.sort(key=Replica.removal_rank, reverse=True)
-    for position, replica in enumerate(reclaimable):
-        if position < shortfall:
-            book.reclaim(replica)
-        else:
-            book.retire(replica, spec.drain_seconds)
+    reclaimed = reclaimable[:max(0, shortfall)]
+    for replica in reclaimed:
+        book.reclaim(replica)
+    for replica in reclaimable[len(reclaimed):]:
+        book.retire(replica, spec.drain_seconds)
     # Reclaimed replicas were Draining when classified, so none of them Serves yet.
-    return sum(1 for replica in alive if replica.serving)
+    serving = sum(1 for replica in alive if replica.serving)
+    return len(alive) + len(reclaimed), serving, evicted_serving
 
 
 def expire_drains(book: _Book) -> None:
