@@ -193,11 +193,16 @@ def revision_content(rev: Revision) -> dict:
 
 
 def infer_current(replicas: Iterable[Replica], spec: Spec) -> str:
-    """The revision with the most available replicas; ties go to the later listed one."""
+    """The revision with the most available replicas; ties go to the later listed one.
+
+    A revision no longer listed loses every tie: it cannot be rebuilt.
+    """
     available: dict[str, int] = defaultdict(int)
     for replica in replicas:
         available[replica.revision] += 1 if replica.available else 0
-    return max(available, key=lambda name: (available[name], spec.revision_order(name), name))
+    listed = {rev.name for rev in spec.revisions}
+    return max(available, key=lambda name: (
+        available[name], name in listed, spec.revision_order(name), name))
 
 
 @dataclass
