@@ -44,9 +44,10 @@ def in_process_server(clock: Callable[[], datetime], max_message_mb: int = 4) ->
         grpcv1.add_FunctionRunnerServiceServicer_to_server(FunctionRunner(clock=clock), server)
         server.add_insecure_port(address)
         await server.start()
-        holder["server"] = server
+        holder["stop"] = stop = asyncio.Event()
         started.set()
-        await server.wait_for_termination()
+        await stop.wait()
+        await server.stop(0)
 
     thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
     thread.start()
@@ -54,7 +55,7 @@ def in_process_server(clock: Callable[[], datetime], max_message_mb: int = 4) ->
     try:
         yield address
     finally:
-        asyncio.run_coroutine_threadsafe(holder["server"].stop(0), loop).result(10)
+        loop.call_soon_threadsafe(holder["stop"].set)
         thread.join(10)
         loop.close()
 
