@@ -503,7 +503,8 @@ def decide_replicas(book: _Book, spec: Spec, state: RevisionState,
     live: dict[str, int] = {}
     for name, count in wanted.items():
         live[name], serving, evicted = keep_wanted(book, spec, by_revision.get(name, []), count)
-        new_serving += serving
+        if rolling or name == state.current:  # green carries no main traffic before promotion
+            new_serving += serving
         gated.extend(evicted)
 
     # Everything else retires: the revision that just failed and, under BlueGreen,
