@@ -684,14 +684,15 @@ def finish(spec: Spec, prior: PriorStatus, state: RevisionState, book: _Book,
         updated=sum(1 for p in planned if p.revision == target and not p.draining),
     )
 
-    serving_main = len(main)
+    serving = sum(1 for p in planned
+                  if p.replica is not None and p.replica.serving and not p.draining)
     needed = rollout.minimum_serving(n, unavailable)
-    available = serving_main >= needed
+    available = serving >= needed
     phase = decide_phase(state, awaiting)
     conditions = [
         ConditionOut("Available", available,
                      "MinimumReplicasAvailable" if available else "MinimumReplicasUnavailable",
-                     f"{serving_main} of {n} replicas serving; at least {needed} required"),
+                     f"{serving} of {n} replicas serving; at least {needed} required"),
         progressing_condition(spec, prior, state, phase, events),
         routed_condition(spec, main, planned, state),
     ]
