@@ -324,8 +324,14 @@ class _Book:
             planned.drain_seconds = seconds
 
     def retire(self, replica: Replica, seconds: int) -> None:
-        """Remove a replica: drain it if it can carry traffic, else drop it at once."""
-        if replica.draining or replica.available:
+        """Remove a replica: drain it if it can carry traffic, else drop it at once.
+
+        A replica whose status cannot be read is kept as it is: unknown data is
+        never a reason to delete.
+        """
+        if replica.observed.malformed and not replica.draining:
+            self.keep(replica)
+        elif replica.draining or replica.available:
             self.drain(replica, seconds)
         # not Available: carries no traffic, dropped (its key leaves desired state)
 
@@ -375,6 +381,8 @@ def plan(spec: Spec, prior: PriorStatus, observed: Observed, xr_name: str,
                 awaiting = False
             elif spec.strategy.auto_promote:
                 promote_timer = promote_by
+        elif d_serving >= n:
+            pass  # serves in full and completes below: a late call is no reason to roll back
         else:
             failure = rollout_failure(spec, state, d_replicas, now)
             if failure is None:
@@ -531,15 +539,28 @@ def decide_replicas(book: _Book, spec: Spec, state: RevisionState,
 
     expire_drains(book)
 
-    capacity_limit = n + surge if rolling else None
     total = len(book.kept)
     for name, count in wanted.items():
         info = infos.get(name)
         if info is None or info.template is None:
             continue  # a revision missing from the spec cannot be rebuilt
         create = rollout.replicas_to_create(wanted=count, alive=live[name], total=total,
-                                            capacity_limit=capacity_limit)
+                                            capacity_limit=capacity_limit(state, name, n, surge))
         total += create_replicas(book, name, create)
+
+
+def capacity_limit(state: RevisionState, revision: str, n: int, surge: int) -> int | None:
+    """How many replicas may hold capacity before `revision` can grow (None: no limit).
+
+    RollingUpdate: N + maxSurge. BlueGreen: green waits until blue and whatever
+    still drains fit in 2N, so a pre-empted green frees its GPUs first; blue
+    itself is always kept at N.
+    """
+    if state.strategy == ROLLING_UPDATE:
+        return n + surge
+    if revision == state.deploying and state.current is not None:
+        return 2 * n
+    return None
 
 
 def keep_wanted(book: _Book, spec: Spec, replicas: list[Replica],
@@ -598,7 +619,8 @@ def expire_drains(book: _Book) -> None:
         assert planned.draining_since is not None
         delay = planned.drain_seconds if planned.drain_seconds is not None else 0
         replica = planned.replica
-        if (replica is None or not replica.running
+        unreadable = replica is not None and replica.observed.malformed
+        if (replica is None or (not replica.running and not unreadable)
                 or book.now >= planned.draining_since + timedelta(seconds=delay)):
             del book.kept[key]
 
