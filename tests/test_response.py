@@ -5,15 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-import grpc
 import pytest
 from crossplane.function import resource
 from crossplane.function.proto.v1 import run_function_pb2 as fnv1
-from crossplane.function.proto.v1 import run_function_pb2_grpc as grpcv1
 from google.protobuf import json_format
 
 from tests.fixtures import deployment
-from tests.servers import in_process_server, subprocess_server
+from tests.grpc_harness import Client, InProcessServer, RealServer, SimClock
 from tests.world import T0, ts
 
 NOW = T0 + timedelta(minutes=30)
@@ -24,8 +22,8 @@ HASH = "81c3666476"  # template hash of fixtures.revision("v1"), pinned on purpo
 
 @pytest.fixture(scope="module")
 def stub():
-    with in_process_server(lambda: NOW) as address, grpc.insecure_channel(address) as channel:
-        yield grpcv1.FunctionRunnerServiceStub(channel)
+    with InProcessServer(SimClock(NOW)) as server, Client(server.address) as client:
+        yield client.stub
 
 
 def xr(status: dict | None = None, **spec_extra: Any) -> dict[str, Any]:
@@ -296,13 +294,13 @@ def test_no_route_configured_means_no_route_and_routed_false(stub):
 
 
 def test_the_console_script_serves_insecurely():
-    with subprocess_server("--insecure") as address, grpc.insecure_channel(address) as channel:
-        rsp = grpcv1.FunctionRunnerServiceStub(channel).RunFunction(request(xr(), {}), timeout=20)
+    with RealServer(["--insecure"]) as server, Client(server.address) as client:
+        rsp = client.run(request(xr(), {}), timeout=20)
     assert len([k for k in rsp.desired.resources if k.startswith("replica-")]) == 2
 
 
 def test_the_console_script_with_insecure_and_a_certs_dir_serves_one_plain_port(tmp_path):
-    with subprocess_server("--insecure", "--tls-certs-dir", str(tmp_path)) as address, \
-            grpc.insecure_channel(address) as channel:
-        rsp = grpcv1.FunctionRunnerServiceStub(channel).RunFunction(request(xr(), {}), timeout=20)
+    with RealServer(["--insecure", "--tls-certs-dir", str(tmp_path)]) as server, \
+            Client(server.address) as client:
+        rsp = client.run(request(xr(), {}), timeout=20)
     assert rsp.desired.resources

@@ -43,8 +43,6 @@ class Fate:
     stale_after: float | None = None  # seconds after Ready, health probes stop
     no_health: bool = False  # the prober never reports
     backend_lag: float = 0.0  # seconds after Ready until the endpoint publishes backendName
-    flap_after: float | None = None  # seconds after Ready, readiness flaps to False ...
-    flap_for: float = 30.0  # ... for this long, then the replica is Ready (and probed) again
     flap_after: float | None = None  # seconds after Ready, readiness drops once...
     flap_for: float = 20.0  # ...for this long, then returns with a new transition time
 
@@ -214,18 +212,8 @@ class World:
                                      "lastTransitionTime": ts(lived.lost_at)}]
             status.pop("health", None)
             return
-        ready_since = lived.ready_at
-        if fate.flap_after is not None and since_ready >= fate.flap_after:
-            flap_start = lived.ready_at + timedelta(seconds=fate.flap_after)
-            flap_end = flap_start + timedelta(seconds=fate.flap_for)
-            if now < flap_end:
-                status["conditions"] = [{"type": "Ready", "status": "False",
-                                         "lastTransitionTime": ts(flap_start)}]
-                status.pop("health", None)
-                return
-            ready_since = flap_end
         status["conditions"] = [{"type": "Ready", "status": "True",
-                                 "lastTransitionTime": ts(ready_since)}]
+                                 "lastTransitionTime": ts(lived.ready_at)}]
         status["address"] = {"url": f"http://10.0.0.{hash(key) % 250}:8000"}
         if fate.no_health:
             return

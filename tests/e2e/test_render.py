@@ -15,14 +15,10 @@ tests are skipped, unless CI is set: then a missing tool is a failure.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +26,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from tests.grpc_harness import RealServer
 
 pytestmark = pytest.mark.e2e
 
@@ -74,53 +72,11 @@ def crank() -> Path:
     return require(Path(os.environ.get("CRANK", TOOLS / "crank")), "the Crossplane CLI (crank)")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def function_command() -> list[str]:
-    script = shutil.which("function", path=str(Path(sys.executable).parent))
-    return [script] if script else [sys.executable, "-m", "function.main"]
-
-
 @pytest.fixture(scope="session")
 def function_target(crank: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The function's console script serving on a free loopback port, as render would reach it."""
-    port = free_port()
-    target = f"127.0.0.1:{port}"
-    log_path = tmp_path_factory.mktemp("function") / "function.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [*function_command(), "--insecure", "--address", target],
-            cwd=ROOT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                pytest.fail(
-                    f"the function exited with {process.returncode}:\n{log_path.read_text()}"
-                )
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-                break
-            if time.monotonic() > deadline:
-                pytest.fail(
-                    f"the function did not listen on {target} within 30 s:\n{log_path.read_text()}"
-                )
-            time.sleep(0.1)
-        yield target
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+    with RealServer(["--insecure"], log_dir=tmp_path_factory.mktemp("function")) as server:
+        yield server.address
 
 
 def scenario_names() -> list[str]:
