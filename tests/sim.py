@@ -1,0 +1,750 @@
+"""A seeded, reproducible campaign of closed-loop rollouts against the function over gRPC.
+
+Each scenario is one ModelDeployment played from bootstrap through a rollout to a
+settled state by tests/world.py (Crossplane and the platform), while the function
+runs behind a real gRPC server (tests/grpc_harness.py) on a simulated clock. The
+scenario injects faults, all drawn from one seeded random stream, so a scenario is
+reproduced exactly by its campaign seed and index:
+
+- replica faults, drawn once per replica as its `Fate`: warm-up of random length,
+  failure to start, never Ready, crash after serving, a readiness flap, health
+  turning Unhealthy, health data going stale, the endpoint publishing its
+  backendName late;
+- platform faults: routes accepted late;
+- Crossplane faults: the XR status wiped (lost status), a response applied late
+  (the next call sees the previous observed state again), clock jumps of minutes to
+  hours, a user writing an invalid spec for a few calls (Fatal; nothing applied).
+
+After every call the invariants of tests/invariants.py and tests/sim_invariants.py
+are checked, and every call is made twice to check that the response is
+byte-identical. Scenario families cross every strategy with plain rollouts,
+pre-emption, abort, rollback (never Ready, crash before available), scale changes,
+lost status, late apply, clock jumps, bad input and a chaos mix; each family also
+states what the settled deployment must look like.
+
+A smaller set of wall-clock scenarios plays the same World against the real
+`function` console script in a subprocess, with instant warm-up.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+import time
+import traceback
+from collections import Counter
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from multiprocessing import get_context
+from typing import Any
+
+from crossplane.function.proto.v1 import run_function_pb2 as fnv1
+
+from function.rollout import surge_and_unavailable
+from function.spec import parse_spec
+from tests import fixtures
+from tests.grpc_harness import Client, RealServer, WallClockCaller, simulated
+from tests.invariants import Violation
+from tests.sim_invariants import (
+    RolloutBudget,
+    SimChecker,
+    deterministic_bytes,
+    serving_from_outside,
+)
+from tests.world import Fate, Step, World
+
+STRATEGIES: dict[str, dict[str, Any]] = {
+    "rolling-25%/0": fixtures.rolling("25%", 0),
+    "rolling-1/1": fixtures.rolling(1, 1),
+    "rolling-0/1": fixtures.rolling(0, 1),
+    "rolling-100%/0": fixtures.rolling("100%", 0),
+    "rolling-0/50%": fixtures.rolling(0, "50%"),
+    "bluegreen-manual": fixtures.blue_green(auto=False, scale_down=30),
+    "bluegreen-auto": fixtures.blue_green(auto=True, delay=0, scale_down=20),
+    "bluegreen-auto-soak": fixtures.blue_green(auto=True, delay=90, scale_down=60),
+}
+
+FAMILIES = (
+    "plain",
+    "preempt",
+    "abort",
+    "rollback-never-ready",
+    "rollback-crash",
+    "scale",
+    "lost-status",
+    "late-apply",
+    "clock-jump",
+    "bad-input",
+    "chaos",
+)
+
+FAULT_KINDS = (
+    "warmup", "start-failure", "never-ready", "crash", "flap", "unhealthy", "stale-health",
+    "backend-late", "route-late", "lost-status", "late-apply", "clock-jump", "bad-input",
+)
+DISRUPTIVE = ("start-failure", "never-ready", "crash", "flap", "unhealthy")
+
+# A user's bad edits: each makes the spec invalid (SPEC 8).
+BAD_EDITS: tuple[tuple[str, Callable[[dict[str, Any]], None]], ...] = (
+    ("negative replicas", lambda s: s.__setitem__("replicas", -1)),
+    ("fractional replicas", lambda s: s.__setitem__("replicas", 2.5)),
+    ("unknown strategy", lambda s: s.__setitem__("strategy", {"type": "Canary"})),
+    ("unlisted activeRevision", lambda s: s.__setitem__("activeRevision", "v9")),
+    ("duplicate revision", lambda s: s["revisions"].append(copy.deepcopy(s["revisions"][0]))),
+    ("bad percent", lambda s: s.__setitem__("strategy", fixtures.rolling("25", 0))),
+    ("health check without path", lambda s: s["revisions"][-1].__setitem__(
+        "healthCheck", {"port": 8000})),
+)
+
+OPERATOR_DELAY_MAX = 180.0  # the longest a person takes to approve a waiting BlueGreen
+REVISIONS = ("v1", "v2", "v3")
+
+
+@dataclass(frozen=True)
+class ScenarioSpec:
+    seed: int
+    index: int
+    strategy: str
+    family: str
+
+    @property
+    def name(self) -> str:
+        return f"#{self.index} {self.strategy} {self.family}"
+
+
+def plan_campaign(seed: int, count: int, *, strategies: Iterable[str] | None = None,
+                  families: Iterable[str] | None = None) -> list[ScenarioSpec]:
+    """`count` scenarios; the first len(strategies)*len(families) cover every pair once."""
+    strategy_names = list(strategies or STRATEGIES)
+    family_names = list(families or FAMILIES)
+    grid = [(s, f) for f in family_names for s in strategy_names]
+    random.Random(f"order:{seed}").shuffle(grid)
+    return [ScenarioSpec(seed, i, *grid[i % len(grid)]) for i in range(count)]
+
+
+@dataclass
+class ScenarioResult:
+    spec: ScenarioSpec
+    calls: int = 0
+    recalls: int = 0
+    sim_seconds: float = 0.0
+    faults: Counter = field(default_factory=Counter)
+    checks: Counter = field(default_factory=Counter)
+    outcomes: Counter = field(default_factory=Counter)
+    worst_ratio: float = 0.0  # longest rollout / its bound
+    violation: str | None = None
+    violation_call: int | None = None
+    final: dict[str, Any] = field(default_factory=dict)
+
+
+class Scenario:
+    """One deployment, played to a settled state while faults are injected."""
+
+    def __init__(self, spec: ScenarioSpec, caller: Callable[[fnv1.RunFunctionRequest, datetime],
+                                                             fnv1.RunFunctionResponse]) -> None:
+        self.spec = spec
+        self.caller = caller
+        self.rng = random.Random(f"{spec.seed}/{spec.index}/{spec.strategy}/{spec.family}")
+        self.result = ScenarioResult(spec)
+        rng = self.rng
+        family = spec.family
+        strategy = STRATEGIES[spec.strategy]
+        self.blue_green = strategy["type"] == "BlueGreen"
+        self.auto = self.blue_green and strategy["blueGreen"]["autoPromote"]
+
+        self.n = rng.randint(1, 5)
+        self.dt_max = float(rng.choice([10, 20, 30]))
+        health = {name: rng.random() < 0.8 for name in REVISIONS}
+        initial_delay = rng.choice([180, 300, 600])
+        # Revisions without a health check have the default 600 s warm-up budget.
+        self.warmup_budget = initial_delay if all(health.values()) else 600
+        self.warmup_max = min(0.5 * initial_delay, 240.0)
+        self.backend_lag_max = float(rng.choice([0, 15, 45]))
+        route_lag = float(rng.choice([0, 0, 30]))
+        self.min_ready = rng.choice([0, 0, 20])
+        # drainSeconds 0 is left out: tests/invariants.py check 4 counts a replica that is
+        # deleted in the same response that takes it out of the route as undrained.
+        self.drain = rng.choice([5, 10, 30])
+        if family == "rollback-crash":
+            self.min_ready = rng.choice([30, 60])
+        drain_max = max(self.drain, strategy.get("blueGreen", {}).get("scaleDownDelaySeconds", 0))
+        self.wave = (self.warmup_max + self.backend_lag_max + self.min_ready + drain_max
+                     + 5 * self.dt_max)
+        deadline = max(600, math.ceil(1.5 * self.wave / 60) * 60)
+        if family.startswith("rollback"):
+            deadline = rng.choice([300, 600, deadline])
+        self.deadline = deadline
+        if self.blue_green and not self.auto:
+            awaiting = OPERATOR_DELAY_MAX + self.dt_max
+        elif self.blue_green:
+            awaiting = strategy["blueGreen"]["promoteDelaySeconds"] + self.dt_max
+        else:
+            awaiting = 0.0
+        self.awaiting = awaiting
+        interval = max(deadline, self.warmup_budget + self.warmup_max + self.backend_lag_max
+                       + self.min_ready + drain_max + 5 * self.dt_max)
+        self.budget = RolloutBudget(interval=interval, awaiting=awaiting, dt_max=self.dt_max)
+        self.checker = SimChecker(self.budget)
+
+        spec_body = fixtures.deployment(
+            self.n, REVISIONS, active="v1", strategy=strategy,
+            preview=rng.random() < 0.5, route=rng.random() < 0.9,
+            progressDeadlineSeconds=deadline, minReadySeconds=self.min_ready,
+            drainSeconds=self.drain)
+        spec_body["revisions"] = [
+            fixtures.revision(name, health=health[name], initial_delay=initial_delay)
+            for name in REVISIONS]
+        self.fault_budget = rng.randint(1, 4) if family == "chaos" else 0
+        self.world = World(spec=spec_body, fate_for=self.fate, call=self.call,
+                           route_accept_lag=route_lag)
+        if route_lag:
+            self.fault("route-late")
+        self.approve_at: datetime | None = None
+        self.required: set[int] = set()  # calls at which a family's action is still due
+        self.disruptive_drawn = 0
+
+    # --- faults ---------------------------------------------------------------------------
+
+    def fault(self, kind: str) -> None:
+        self.result.faults[kind] += 1
+
+    def fate(self, revision: str, index: int) -> Fate:
+        rng = self.rng
+        family = self.spec.family
+        warmup = rng.uniform(1, self.warmup_max)
+        self.fault("warmup")
+        if revision == "v2" and family == "rollback-never-ready":
+            if rng.random() < 0.5:
+                self.fault("never-ready")
+                return Fate(never_ready=True)
+            self.fault("start-failure")
+            return Fate(warmup=warmup, start_failure=True)
+        if revision == "v2" and family == "rollback-crash":
+            self.fault("crash")
+            return Fate(warmup=warmup, crash_after=rng.uniform(1, self.min_ready - 10))
+        fate = Fate(warmup=warmup)
+        if self.backend_lag_max and rng.random() < 0.5:
+            fate.backend_lag = rng.uniform(1, self.backend_lag_max)
+            self.fault("backend-late")
+        if rng.random() < 0.15:
+            fate.stale_after = rng.uniform(10, 400)
+            self.fault("stale-health")
+        if self.fault_budget > 0 and rng.random() < 0.35:
+            self.fault_budget -= 1
+            # Cycled, so that a few chaos scenarios already cover every kind.
+            kind = DISRUPTIVE[(self.spec.index + self.disruptive_drawn) % len(DISRUPTIVE)]
+            self.disruptive_drawn += 1
+            self.fault(kind)
+            self.checker.note_disruptive()
+            if kind == "start-failure":
+                fate.start_failure = True
+            elif kind == "never-ready":
+                fate.never_ready = True
+            elif kind == "crash":
+                fate.crash_after = rng.uniform(5, 600)
+            elif kind == "flap":
+                fate.flap_after = rng.uniform(5, 300)
+                fate.flap_for = rng.uniform(5, 1.2 * self.warmup_budget)
+            else:
+                fate.unhealthy_after = rng.uniform(5, 600)
+        return fate
+
+    # --- calls ----------------------------------------------------------------------------
+
+    def call(self, req: fnv1.RunFunctionRequest, now: datetime) -> fnv1.RunFunctionResponse:
+        rsp = self.caller(req, now)
+        again = self.caller(req, now)
+        self.result.calls += 1
+        self.result.recalls += 1
+        if deterministic_bytes(rsp) != deterministic_bytes(again):
+            raise Violation("the same request twice gave different responses")
+        self.checker.count("determinism")
+        return rsp
+
+    def step(self, *, dt: float | None = None, apply: bool = True) -> Step:
+        if dt is None:
+            dt = round(self.rng.uniform(1, self.dt_max), 1)
+        record = self.world.step(dt, apply=apply)
+        self.checker.after_call(self.world, record)
+        self.operator()
+        return record
+
+    def operator(self) -> None:
+        """A person who approves a BlueGreen rollout some time after it waits for them."""
+        world = self.world
+        status = world.status
+        if not self.blue_green or self.auto or status.get("phase") != "AwaitingPromotion":
+            self.approve_at = None
+            return
+        deploying = status.get("deployingRevision")
+        if world.spec.get("promote") == deploying:
+            return
+        if self.approve_at is None:
+            self.approve_at = world.now + timedelta(seconds=self.rng.uniform(0, OPERATOR_DELAY_MAX))
+        if world.now >= self.approve_at:
+            world.spec["promote"] = deploying
+            self.approve_at = None
+
+    # --- settling -------------------------------------------------------------------------
+
+    def settled(self) -> bool:
+        world = self.world
+        status = world.status
+        current = status.get("currentRevision")
+        if status.get("phase") not in ("Stable", "Failed") or status.get("deployingRevision"):
+            return False
+        if not current or world.spec.get("activeRevision") not in (current,
+                                                                   status.get("failedRevision")):
+            return False
+        n = world.spec["replicas"]
+        keys = world.replicas()
+        if len(keys) != n or world.replicas(current) != keys:
+            return False
+        spec = parse_spec(world.spec)
+        return all(serving_from_outside(spec, world.composed, k, world.now) for k in keys)
+
+    def run_until_settled(self, *, disturb: Callable[[int], None] | None = None,
+                          limit: int = 3000) -> None:
+        for i in range(limit):
+            if disturb is not None:
+                disturb(i)
+            else:
+                self.step()
+            if self.settled() and not self.required:
+                for _ in range(3):  # settled stays settled, and quiet
+                    self.step()
+                if self.settled():
+                    return
+                if self.spec.family != "chaos":  # in chaos a replica may break later
+                    raise Violation(f"a settled deployment moved again: {self.world.status}")
+        raise Violation(f"not settled after {limit} calls: status {self.world.status}")
+
+    # --- the scenario ---------------------------------------------------------------------
+
+    def run(self) -> ScenarioResult:
+        try:
+            self.play()
+        except Violation as violation:
+            self.result.violation = str(violation)
+            self.result.violation_call = self.result.calls
+        except Exception as error:  # anything else is a broken scenario, reported the same
+            self.result.violation = f"{type(error).__name__}: {error}\n{traceback.format_exc()}"
+            self.result.violation_call = self.result.calls
+        finally:
+            self.checker.close(self.world)
+            self.result.checks = self.checker.checks
+            for ended in self.checker.ended:
+                self.result.outcomes[ended.outcome] += 1
+                if ended.bound:
+                    self.result.worst_ratio = max(self.result.worst_ratio,
+                                                  ended.seconds / ended.bound)
+            self.result.sim_seconds = (self.world.now - self.world.history[0].now).total_seconds(
+            ) if self.world.history else 0.0
+            self.result.final = {k: self.world.status.get(k) for k in (
+                "phase", "currentRevision", "deployingRevision", "failedRevision")}
+        return self.result
+
+    def play(self) -> None:
+        family = self.spec.family
+        chaos = family == "chaos"
+        # Bootstrap v1 (a first deploy is a rollout too).
+        self.run_until_settled(disturb=self.chaos_step if chaos else None)
+        if self.world.status.get("currentRevision") != "v1":
+            raise Violation(f"bootstrap settled on {self.world.status}")
+        if family == "lost-status":  # once while stable, too
+            self.lose_status()
+            self.step()
+        # Roll out v2, disturbed as the family says.
+        self.world.spec["activeRevision"] = "v2"
+        disturb = self.disturbance()
+        self.run_until_settled(disturb=disturb)
+        self.check_outcome()
+
+    def lose_status(self) -> None:
+        self.world.status = {}
+        self.checker.note_status_lost(self.world.now)
+        self.fault("lost-status")
+
+    def bad_input(self, calls: int) -> None:
+        saved = copy.deepcopy(self.world.spec)
+        what, edit = self.rng.choice(BAD_EDITS)
+        edit(self.world.spec)
+        self.fault("bad-input")
+        for _ in range(calls):
+            record = self.step()
+            if not record.fatal:
+                raise Violation(f"a bad spec ({what}) was not Fatal")
+        self.world.spec = saved
+
+    def jump(self) -> None:
+        seconds = float(self.rng.choice([120, 600, 1800, 3600, 4 * 3600]))
+        self.fault("clock-jump")
+        self.checker.note_jump(seconds)
+        self.step(dt=seconds)
+
+    def late(self) -> None:
+        self.fault("late-apply")
+        self.step(apply=False)
+
+    def chaos_step(self, i: int) -> None:
+        roll = self.rng.random()
+        if roll < 0.08:
+            self.late()
+        elif roll < 0.09:
+            self.lose_status()
+            self.step()
+        elif roll < 0.105:
+            self.jump()
+        elif roll < 0.11:
+            self.bad_input(self.rng.randint(1, 2))
+        else:
+            self.step()
+
+    def disturbance(self) -> Callable[[int], None] | None:
+        rng = self.rng
+        family = self.spec.family
+        world = self.world
+        at = rng.randint(1, 12)
+        required = self.required
+        if family == "preempt":
+            required.add(at)
+
+            def preempt(i: int) -> None:
+                if i == at:
+                    world.spec["activeRevision"] = "v3"
+                    required.discard(i)
+                self.step()
+            return preempt
+        if family == "abort":
+            required.add(at)
+
+            def abort(i: int) -> None:
+                if i == at:
+                    world.spec["activeRevision"] = "v1"
+                    required.discard(i)
+                self.step()
+            return abort
+        if family == "scale":
+            sizes = {at: rng.choice([m for m in range(0, 7) if m != self.n])}
+            if rng.random() < 0.5:
+                sizes[at + rng.randint(2, 15)] = rng.randint(1, 6)
+            required.update(sizes)
+
+            def scale(i: int) -> None:
+                if i in sizes:
+                    world.spec["replicas"] = sizes[i]
+                    required.discard(i)
+                self.step()
+            return scale
+        if family == "lost-status":
+            lost = {at} | ({at + rng.randint(2, 20)} if rng.random() < 0.4 else set())
+            required.update(lost)
+
+            def lose(i: int) -> None:
+                if i in lost:
+                    self.lose_status()
+                    required.discard(i)
+                self.step()
+            return lose
+        if family == "late-apply":
+            def late(i: int) -> None:
+                if rng.random() < 0.3:
+                    self.late()
+                else:
+                    self.step()
+            return late
+        if family == "clock-jump":
+            jumps = {at} | ({at + rng.randint(1, 10)} if rng.random() < 0.5 else set())
+            required.update(jumps)
+            # Half the time a jump comes right after the call that recorded progress
+            # instead, so the gap starts from the freshest lastProgressTime.
+            after_progress = rng.random() < 0.5
+
+            def jump(i: int) -> None:
+                before = self.world.status.get("lastProgressTime")
+                if i in jumps:
+                    self.jump()
+                    jumps.discard(i)
+                    required.discard(i)
+                else:
+                    self.step()
+                progressed = self.world.status.get("lastProgressTime") not in (None, before)
+                if after_progress and progressed and jumps and i > 0:
+                    moved = min(jumps)  # the next jump comes now
+                    jumps.discard(moved)
+                    required.discard(moved)
+                    jumps.add(i + 1)
+                    required.add(i + 1)
+            return jump
+        if family == "bad-input":
+            required.add(at)
+
+            def bad(i: int) -> None:
+                if i == at:
+                    self.bad_input(rng.randint(1, 3))
+                    required.discard(i)
+                else:
+                    self.step()
+            return bad
+        if family == "chaos":
+            action = rng.choice(["none", "preempt", "abort", "scale"])
+            if action != "none":
+                required.add(at)
+
+            def chaos(i: int) -> None:
+                required.discard(i)
+                if i == at and action == "preempt":
+                    world.spec["activeRevision"] = "v3"
+                elif i == at and action == "abort":
+                    world.spec["activeRevision"] = "v1"
+                elif i == at and action == "scale":
+                    world.spec["replicas"] = rng.randint(0, 6)
+                self.chaos_step(i)
+            return chaos
+        return None
+
+    # --- what the settled deployment must look like -----------------------------------------
+
+    def check_outcome(self) -> None:
+        family = self.spec.family
+        status = self.world.status
+        current, failed = status.get("currentRevision"), status.get("failedRevision")
+        messages = [r.message for s in self.world.history for r in s.response.results]
+        rolled_back = any("rolled back" in m for m in messages)
+        expected: dict[str, tuple[str | None, str | None]] = {
+            "plain": ("v2", None), "late-apply": ("v2", None), "bad-input": ("v2", None),
+            "lost-status": ("v2", None), "scale": ("v2", None), "preempt": ("v3", None),
+            "abort": ("v1", None), "rollback-never-ready": ("v1", "v2"),
+            "rollback-crash": ("v1", "v2"),
+        }
+        if family in expected:
+            want_current, want_failed = expected[family]
+            if (current, failed) != (want_current, want_failed):
+                raise Violation(f"{family} settled on current={current!r} failed={failed!r}, "
+                                f"expected current={want_current!r} failed={want_failed!r}")
+            if want_failed is None and rolled_back:
+                raise Violation(f"{family} rolled back: "
+                                f"{[m for m in messages if 'rolled back' in m]}")
+        elif family == "clock-jump" and (current, failed) not in (("v2", None), ("v1", "v2")):
+            raise Violation(f"clock-jump settled on current={current!r} failed={failed!r}")
+        self.checker.count("settled-outcome")
+        if family == "plain":
+            ended = [e for e in self.checker.ended if e.revision == "v2"]
+            limit = self.plain_bound()
+            if not ended or ended[-1].outcome != "completed" or ended[-1].seconds > limit:
+                raise Violation(f"plain rollout of v2: {ended[-1] if ended else None}; "
+                                f"fault-free bound {limit:.0f}s")
+            self.checker.count("plain-rollout-bound")
+
+    def plain_bound(self) -> float:
+        """How long a rollout with only soft faults may take (see SimChecker docs).
+
+        RollingUpdate replaces at least max(surge, unavailable) replicas per wave, and a
+        wave is: the new replicas warm up (w), publish a backend (L), pass
+        minReadySeconds (m), the old ones drain (R), with a call's delay (dt) between
+        each of these, so the rollout takes at most ceil(N / per_wave) waves of
+        w + L + m + R + 5 dt. BlueGreen creates green at full size at once and
+        waits at the gate at most A.
+        """
+        n = self.world.spec["replicas"]
+        strategy = parse_spec(self.world.spec).strategy
+        if self.blue_green:
+            return (self.warmup_max + self.backend_lag_max + self.min_ready + self.awaiting
+                    + 5 * self.dt_max)
+        surge, unavailable = surge_and_unavailable(strategy, n)
+        per_wave = max(1, min(n, max(surge, unavailable))) if n else 1
+        waves = math.ceil(n / per_wave) if n else 1
+        return waves * self.wave + 2 * self.dt_max
+
+
+# --- running a campaign -------------------------------------------------------------------
+
+
+@dataclass
+class Summary:
+    seed: int
+    scenarios: int = 0
+    calls: int = 0
+    recalls: int = 0
+    sim_hours: float = 0.0
+    faults: Counter = field(default_factory=Counter)
+    checks: Counter = field(default_factory=Counter)
+    outcomes: Counter = field(default_factory=Counter)
+    worst_ratio: float = 0.0
+    violations: list[str] = field(default_factory=list)
+    wallclock_scenarios: int = 0
+    wallclock_calls: int = 0
+    seconds: float = 0.0
+    flags: str = ""  # the strategy and family filters, to re-run a scenario alone
+
+    def add(self, result: ScenarioResult) -> None:
+        self.scenarios += 1
+        self.calls += result.calls
+        self.recalls += result.recalls
+        self.sim_hours += result.sim_seconds / 3600
+        self.faults.update(result.faults)
+        self.checks.update(result.checks)
+        self.outcomes.update(result.outcomes)
+        self.worst_ratio = max(self.worst_ratio, result.worst_ratio)
+        if result.violation:
+            spec = result.spec
+            self.violations.append(
+                f"{spec.name} (reproduce: scripts/campaign.py --seed {spec.seed}{self.flags} "
+                f"--only {spec.index}), call {result.violation_call}: {result.violation}")
+
+    def render(self) -> str:
+        lines = [
+            f"campaign seed {self.seed}: {self.scenarios} simulated scenarios "
+            f"(+{self.wallclock_scenarios} wall-clock against the console script) "
+            f"in {self.seconds:.1f}s",
+            f"calls: {self.calls} over gRPC (+{self.recalls} repeated for determinism, "
+            f"+{self.wallclock_calls} wall-clock), {self.sim_hours:.1f} simulated hours",
+            "faults injected:",
+            *(f"  {kind:<16} {self.faults.get(kind, 0)}" for kind in FAULT_KINDS),
+            "rollouts ended: " + ", ".join(
+                f"{k} {v}" for k, v in sorted(self.outcomes.items())),
+            f"longest rollout / its bound: {self.worst_ratio:.2f}",
+            f"invariant checks: {sum(self.checks.values())}",
+            *(f"  {name:<34} {count}" for name, count in sorted(self.checks.items())),
+            f"violations: {len(self.violations)}",
+            *(f"  {v}" for v in self.violations),
+        ]
+        return "\n".join(lines)
+
+
+def run_batch(specs: list[ScenarioSpec]) -> list[ScenarioResult]:
+    """Run scenarios one after another against one in-process gRPC server."""
+    results = []
+    with simulated() as caller:
+        for spec in specs:
+            results.append(Scenario(spec, caller).run())
+    return results
+
+
+def run_campaign(seed: int, count: int, *, jobs: int = 1, wallclock: bool = True,
+                 only: Iterable[int] | None = None, strategies: Iterable[str] | None = None,
+                 families: Iterable[str] | None = None,
+                 progress: Callable[[ScenarioResult], None] | None = None) -> Summary:
+    """Plan and run a campaign; `only` re-runs the scenarios of these indices."""
+    started = time.perf_counter()
+    strategies = list(strategies) if strategies else None
+    families = list(families) if families else None
+    specs = plan_campaign(seed, count, strategies=strategies, families=families)
+    if only is not None:
+        wanted = set(only)
+        specs = [s for s in plan_campaign(seed, max(wanted) + 1, strategies=strategies,
+                                          families=families) if s.index in wanted]
+    summary = Summary(seed, flags="".join(
+        [*(f" --strategy {name}" for name in strategies or []),
+         *(f" --family {name}" for name in families or [])]))
+    jobs = max(1, min(jobs, len(specs)))
+    batches = [specs[i::jobs] for i in range(jobs)]
+    if len(batches) == 1:
+        results = run_batch(batches[0])
+    else:
+        with ProcessPoolExecutor(len(batches), mp_context=get_context("spawn")) as pool:
+            results = [r for batch in pool.map(run_batch, batches) for r in batch]
+    for result in sorted(results, key=lambda r: r.spec.index):
+        summary.add(result)
+        if progress is not None:
+            progress(result)
+    if wallclock and only is None:
+        run_wallclock(summary)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+# --- wall-clock scenarios against the console script ------------------------------------------
+
+
+def instant(revision: str, index: int) -> Fate:
+    return Fate(warmup=0.0)
+
+
+def wall_step(world: World, checker: SimChecker, summary: Summary, *, apply: bool = True) -> Step:
+    time.sleep(0.1)  # drains of one second end within a handful of calls
+    world.now = datetime.now(UTC)
+    record = world.step(0.0, apply=apply)
+    summary.wallclock_calls += 1
+    checker.after_call(world, record)
+    return record
+
+
+def wall_until(world: World, checker: SimChecker, summary: Summary,
+               done: Callable[[World], bool], limit: int = 100) -> None:
+    for _ in range(limit):
+        wall_step(world, checker, summary)
+        if done(world):
+            return
+    raise Violation(f"not reached in {limit} wall-clock calls: {world.status}")
+
+
+def stable_on(revision: str, n: int) -> Callable[[World], bool]:
+    def done(world: World) -> bool:
+        return (world.status.get("phase") == "Stable"
+                and world.status.get("currentRevision") == revision
+                and world.replicas() == world.replicas(revision)
+                and len(world.replicas(revision)) == n)
+    return done
+
+
+def run_wallclock(summary: Summary) -> None:
+    """Bootstrap, roll, promote, bad input and lost status against `function --insecure`."""
+    budget = RolloutBudget(interval=1800 + 600, awaiting=60, dt_max=5)
+    scenarios: list[tuple[str, Callable[[World, SimChecker], None]]] = []
+
+    def rolling_rollout(world: World, checker: SimChecker) -> None:
+        wall_until(world, checker, summary, stable_on("v1", 3))
+        world.spec["activeRevision"] = "v2"
+        wall_until(world, checker, summary, stable_on("v2", 3))
+
+    def blue_green_promotion(world: World, checker: SimChecker) -> None:
+        world.spec["strategy"] = fixtures.blue_green(scale_down=1)
+        wall_until(world, checker, summary, stable_on("v1", 3))
+        world.spec["activeRevision"] = "v2"
+        wall_until(world, checker, summary,
+                   lambda w: w.status.get("phase") == "AwaitingPromotion")
+        for _ in range(3):  # it waits for the person
+            wall_step(world, checker, summary)
+            if world.status.get("phase") != "AwaitingPromotion":
+                raise Violation("a manual BlueGreen rollout did not wait for spec.promote")
+        world.spec["promote"] = "v2"
+        wall_until(world, checker, summary, stable_on("v2", 3))
+
+    def bad_input_and_lost_status(world: World, checker: SimChecker) -> None:
+        wall_until(world, checker, summary, stable_on("v1", 3))
+        before = dict(world.composed)
+        world.spec["replicas"] = -1
+        record = wall_step(world, checker, summary)
+        if not record.fatal or set(world.composed) != set(before):
+            raise Violation("a bad spec against the console script was not a harmless Fatal")
+        world.spec["replicas"] = 3
+        world.status = {}
+        record = wall_step(world, checker, summary)
+        if record.status.get("currentRevision") != "v1" or not set(before) <= set(record.desired):
+            raise Violation(f"lost status against the console script: {record.status}")
+        again = wall_step(world, checker, summary)
+        twice = wall_step(world, checker, summary)
+        if again.desired != twice.desired:
+            raise Violation("a stable deployment's desired state changed between two calls")
+
+    scenarios = [("rolling", rolling_rollout), ("blue-green", blue_green_promotion),
+                 ("bad-input-lost-status", bad_input_and_lost_status)]
+    with RealServer(["--insecure"]) as server, Client(server.address) as client:
+        client.wait_ready()
+        for name, play in scenarios:
+            spec = fixtures.deployment(3, ("v1", "v2"), active="v1", drainSeconds=1)
+            world = World(spec=spec, fate_for=instant, call=WallClockCaller(client),
+                          now=datetime.now(UTC))
+            checker = SimChecker(budget)
+            summary.wallclock_scenarios += 1
+            try:
+                play(world, checker)
+                if not server.alive():
+                    raise Violation("the console script died")
+            except Violation as violation:
+                summary.violations.append(f"wall-clock {name}: {violation}")
+            summary.checks.update(checker.checks)

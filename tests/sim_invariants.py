@@ -1,0 +1,519 @@
+"""More promises of SPEC.md, checked from the outside after every call of a closed loop.
+
+tests/invariants.py checks routing, capacity, draining and status arithmetic. This
+module adds what a long, faulty campaign needs on top:
+
+- determinism: the same request twice gives byte-identical responses (SPEC 3.7);
+- the shape of every response: a Fatal is exactly one result and carries the
+  request's desired state unchanged (SPEC 8); conditions, composite readiness and
+  TTL as SPEC 7 says;
+- composed resource consistency: endpoints only beside their replicas, readiness
+  copied from observed, fresh indices (SPEC 1.2-1.4, 6);
+- the rollout's memory: phase, revisions and the progress deadline (SPEC 3, 4.3);
+- promotion gates (SPEC 4.2): manual promotion waits for spec.promote, automatic
+  promotion fires on time;
+- lost status never deletes what serves (SPEC 3.2), and a revision with N serving
+  replicas is never rolled back;
+- results only on transitions (SPEC 7);
+- every rollout ends within a stated bound (see `RolloutBudget`).
+
+Each check reads only what a user could see: the request, the response and the
+world's own record of what it did.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from crossplane.function.proto.v1 import run_function_pb2 as fnv1
+from google.protobuf import json_format
+
+from function import naming
+from function.spec import BLUE_GREEN, InvalidSpec, Spec, parse_spec
+from tests import invariants
+from tests.invariants import Violation
+from tests.world import Step, World
+
+PHASES = ("Stable", "Progressing", "AwaitingPromotion", "Failed")
+CONDITION_TYPES = ["Available", "Progressing", "Routed"]
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+# --- reading requests and responses from the outside -----------------------------------
+
+
+def prior_status(step: Step) -> dict[str, Any]:
+    xr = json_format.MessageToDict(step.request.observed.composite.resource)
+    status = xr.get("status")
+    return status if isinstance(status, dict) else {}
+
+
+def request_spec(step: Step) -> Any:
+    return json_format.MessageToDict(step.request.observed.composite.resource).get("spec")
+
+
+def parsed_spec(raw: Any) -> Spec | None:
+    try:
+        return parse_spec(raw)
+    except InvalidSpec:
+        return None
+
+
+def _time(text: Any) -> datetime | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def ready_since(body: dict[str, Any]) -> datetime | None:
+    """lastTransitionTime of a Ready=True condition, else None (not Ready)."""
+    for c in body.get("status", {}).get("conditions", []) or []:
+        if c.get("type") == "Ready" and c.get("status") == "True":
+            return _time(c.get("lastTransitionTime")) or EPOCH
+    return None
+
+
+def backend_published(observed: dict[str, dict[str, Any]], revision: str, index: int) -> bool:
+    endpoint = observed.get(naming.endpoint_key(revision, index), {})
+    return bool(endpoint.get("status", {}).get("routing", {}).get("backendName"))
+
+
+def serving_from_outside(spec: Spec, observed: dict[str, dict[str, Any]], key: str,
+                         now: datetime) -> bool:
+    """SPEC 2 'Serving', judged from observed state only: Ready for minReadySeconds, not
+    Failed, not Draining, healthy enough (Healthy or Degraded with a health check; not
+    Unhealthy without one), and its endpoint publishes a backendName."""
+    body = observed.get(key)
+    parsed = naming.parse_replica_key(key)
+    if body is None or parsed is None:
+        return False
+    status = body.get("status", {})
+    if not isinstance(status, dict) or status.get("phase") == "Failed":
+        return False
+    since = ready_since(body)
+    if since is None:
+        return False
+    metadata = body.get("metadata", {})
+    annotations = metadata.get("annotations", {}) or {}
+    if since is EPOCH:  # Ready without a transition time: counted from birth
+        since = (_time(metadata.get("creationTimestamp"))
+                 or _time(annotations.get(naming.ANNOTATION_DESIRED_SINCE)) or now)
+    if now < since + timedelta(seconds=spec.min_ready_seconds):
+        return False
+    if naming.ANNOTATION_DRAINING_SINCE in annotations:
+        return False
+    revision = spec.revision(parsed[0])
+    health_check = revision.health_check if revision is not None else None
+    health = status.get("health")
+    state = health.get("state") if isinstance(health, dict) else None
+    if isinstance(health, dict) and state in ("Healthy", "Unhealthy"):
+        interval = health_check.interval_seconds if health_check is not None else 10
+        stale = max(spec.health_policy.status_ttl_seconds, 3 * interval)
+        probe = _time(health.get("lastProbeTime"))
+        if probe is not None and now >= probe + timedelta(seconds=stale):
+            state = "Degraded"
+    else:
+        state = "NotChecked"
+    if health_check is not None and state not in ("Healthy", "Degraded"):
+        return False
+    if health_check is None and state == "Unhealthy":
+        return False
+    return backend_published(observed, *parsed)
+
+
+def main_backends(step: Step) -> list[str]:
+    return invariants._backends(step.desired, naming.ROUTE_KEY)
+
+
+def result_messages(step: Step) -> list[str]:
+    return [r.message for r in step.response.results]
+
+
+# --- one response on its own -------------------------------------------------------------
+
+
+def check_shape(req: fnv1.RunFunctionRequest, rsp: fnv1.RunFunctionResponse) -> str:
+    """A response is either exactly one Fatal carrying the request's desired state, or a
+    valid response; returns "fatal" or "ok"."""
+    fatal = [r for r in rsp.results if r.severity == fnv1.SEVERITY_FATAL]
+    if fatal:
+        if len(rsp.results) != 1:
+            raise Violation(f"a Fatal response has {len(rsp.results)} results, not one")
+        if not fatal[0].message:
+            raise Violation("a Fatal result without a message")
+        want = req.desired.SerializeToString(deterministic=True)
+        got = rsp.desired.SerializeToString(deterministic=True)
+        if want != got:
+            raise Violation("a Fatal response changed the desired state it was given")
+        return "fatal"
+    types = [c.type for c in rsp.conditions]
+    if types != CONDITION_TYPES:
+        raise Violation(f"conditions {types}, expected {CONDITION_TYPES}")
+    available = next(c for c in rsp.conditions if c.type == "Available")
+    want_ready = (fnv1.READY_TRUE if available.status == fnv1.STATUS_CONDITION_TRUE
+                  else fnv1.READY_FALSE)
+    if rsp.desired.composite.ready != want_ready:
+        raise Violation("desired.composite.ready does not follow the Available condition")
+    ttl = rsp.meta.ttl.seconds
+    if not 1 <= ttl <= 60:
+        raise Violation(f"TTL {ttl}s is outside 1..60")
+    for key in req.desired.resources:
+        if key not in rsp.desired.resources:
+            raise Violation(f"{key}, desired by an earlier pipeline step, was dropped")
+    return "ok"
+
+
+def deterministic_bytes(rsp: fnv1.RunFunctionResponse) -> bytes:
+    return rsp.SerializeToString(deterministic=True)
+
+
+# --- the bound on a rollout's length -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RolloutBudget:
+    """The longest a rollout may take, from the scenario's parameters.
+
+    Let P = progressDeadlineSeconds, W = the warm-up budget (initialDelaySeconds),
+    w = the longest warm-up any healthy replica of the scenario takes (< W), L = the
+    longest backend and route publication lag, m = minReadySeconds, R = the longest
+    drain delay (drainSeconds, scaleDownDelaySeconds), dt = the longest gap between
+    two calls, and A = the longest wait at a promotion gate (the operator's approval
+    delay for manual BlueGreen, promoteDelaySeconds for automatic; 0 for
+    RollingUpdate), each plus dt for the call that notices.
+
+    A 'gain' is a deploying replica becoming Available. Between two gains at most
+    I = max(P, W + w + L + m + R + 5 dt) passes: with C set the progress deadline
+    rolls back after P (SPEC 4.3); a first deploy has no C and cannot roll back, but
+    then the only reason for no gain is a replica that breaks, which is Failed after
+    W, replaced at once or after a drain R, and the replacement serves w + L + m
+    later. A wait at the promotion gate is exempt from the deadline (SPEC 4.2) and
+    lasts at most A; there is at most one per gain. So a rollout ends (completes,
+    rolls back, or is replaced by a newer one) within
+
+        (G + 1) * (I + A) + J + (k + 3) * dt
+
+    where G bounds the gains: N_total (the replicas ever wanted: N at the start plus
+    every scale-up) plus 2 for every disruptive fault injected while the rollout ran
+    (a broken replica's replacement gains once; a flap loses and regains once), J is
+    the time the clock jumped beyond dt, and k counts calls whose response was not
+    applied (late apply, Fatal). Every replica's fate is drawn once and faults are
+    budgeted per scenario, so G is finite and the bound is checked after every call.
+    """
+
+    interval: float  # I
+    awaiting: float  # A
+    dt_max: float
+
+    def bound(self, gains: int, jumped: float, unapplied: int) -> float:
+        return ((gains + 1) * (self.interval + self.awaiting) + jumped
+                + (unapplied + 3) * self.dt_max)
+
+
+@dataclass
+class RolloutTrack:
+    revision: str
+    start_time: str | None
+    started: datetime
+    n_total: int
+    last_n: int
+    disruptive: int = 0
+    jumped: float = 0.0
+    unapplied: int = 0
+    calls: int = 0
+
+    def gains(self) -> int:
+        return self.n_total + 2 * self.disruptive
+
+
+@dataclass
+class EndedRollout:
+    revision: str
+    outcome: str  # completed | rolled-back | aborted | pre-empted | restarted | open
+    seconds: float
+    bound: float
+    calls: int
+
+
+# --- the checker for one closed loop ---------------------------------------------------
+
+
+@dataclass
+class SimChecker:
+    """Every invariant, after every call of one World; counts what it checked."""
+
+    budget: RolloutBudget
+    checks: Counter = field(default_factory=Counter)
+    track: RolloutTrack | None = None
+    ended: list[EndedRollout] = field(default_factory=list)
+    ever_current: set[str] = field(default_factory=set)
+    last_applied: Step | None = None
+    previous: Step | None = None
+    pending_disruptive: int = 0
+    pending_jump: float = 0.0
+
+    def count(self, name: str) -> None:
+        self.checks[name] += 1
+
+    # Told by the scenario -----------------------------------------------------------
+
+    def note_status_lost(self, now: datetime) -> None:
+        if self.track is not None:
+            self.end_track({}, now)
+
+    def note_disruptive(self) -> None:
+        """A disruptive fault was injected; it counts for the rollout running after the
+        next call (fates are drawn while a response is applied)."""
+        self.pending_disruptive += 1
+
+    def note_jump(self, seconds: float) -> None:
+        """The clock jumps by `seconds` after the next call."""
+        self.pending_jump += max(0.0, seconds - self.budget.dt_max)
+
+    # After every call ---------------------------------------------------------------
+
+    def after_call(self, world: World, step: Step) -> None:
+        spec = parsed_spec(world.spec)
+        kind = check_shape(step.request, step.response)
+        self.count("response-shape")
+        if kind == "fatal":
+            if spec is not None:
+                raise Violation(f"a valid spec got a Fatal: {result_messages(step)}")
+            self.count("fatal-only-for-bad-spec")
+        else:
+            if spec is None:
+                raise Violation("an invalid spec was accepted")
+            invariants.check(world, step)
+            self.count("spec-invariants")
+            self.check_resources(spec, step)
+            self.check_memory(spec, step)
+            self.check_gates(spec, world, step)
+            self.check_lost_status(spec, step)
+            self.check_rollback(spec, step)
+            self.check_quiet(step)
+        self.check_rollout_ends(world, step, spec)
+        if step.applied:
+            self.last_applied = step
+            current = step.status.get("currentRevision")
+            if current:
+                self.ever_current.add(current)
+        self.previous = step
+
+    def check_resources(self, spec: Spec, step: Step) -> None:
+        replicas = {k: v for k, v in step.desired.items() if naming.parse_replica_key(k)}
+        held = {naming.parse_endpoint_key(k) for k in step.observed
+                if naming.parse_endpoint_key(k)}
+        for key, body in replicas.items():
+            revision, index = naming.parse_replica_key(key) or ("", 0)
+            observed = step.observed.get(key)
+            want = fnv1.READY_TRUE if observed and ready_since(observed) else fnv1.READY_FALSE
+            if step.response.desired.resources[key].ready != want:
+                raise Violation(f"{key} readiness does not follow its observed Ready condition")
+            if observed is None and (revision, index) in held:
+                raise Violation(f"{key} reuses an index still held by an observed endpoint")
+            labels = body["metadata"].get("labels", {})
+            if labels.get(naming.LABEL_REVISION) != revision or \
+                    labels.get(naming.LABEL_INDEX) != str(index):
+                raise Violation(f"{key} labels do not name its revision and index")
+            if len(body["metadata"]["name"]) > naming.MAX_NAME:
+                raise Violation(f"{key} name is longer than {naming.MAX_NAME}")
+        for key, body in step.desired.items():
+            parsed = naming.parse_endpoint_key(key)
+            if not parsed:
+                continue
+            replica_key = naming.replica_key(*parsed)
+            if replica_key not in replicas:
+                raise Violation(f"{key} is desired without its replica")
+            if body["spec"].get("replica") != replicas[replica_key]["metadata"]["name"]:
+                raise Violation(f"{key} names another replica")
+            url = step.observed.get(replica_key, {}).get("status", {}).get("address", {})
+            if isinstance(url, dict) and url.get("url") and body["spec"].get("url") != url["url"]:
+                raise Violation(f"{key} url differs from its replica's address")
+        preview = step.desired.get(naming.PREVIEW_ROUTE_KEY)
+        if preview is not None and not step.status.get("deployingRevision"):
+            raise Violation("a preview route is composed while nothing is deploying")
+        if spec.route is None and naming.ROUTE_KEY in step.desired:
+            raise Violation("a route is composed without spec.route")
+        routed = next(c for c in step.response.conditions if c.type == "Routed")
+        if spec.route is not None and (routed.status == fnv1.STATUS_CONDITION_TRUE) != bool(
+                main_backends(step)):
+            raise Violation("the Routed condition does not follow the main route's backends")
+        self.count("composed-resources")
+
+    def check_memory(self, spec: Spec, step: Step) -> None:
+        status = step.status
+        phase = status.get("phase")
+        current = status.get("currentRevision")
+        deploying = status.get("deployingRevision")
+        failed = status.get("failedRevision")
+        if phase not in PHASES:
+            raise Violation(f"phase {phase!r}")
+        if deploying is not None and deploying == current:
+            raise Violation(f"deploying and current are both {deploying!r}")
+        if phase == "Stable" and (deploying or not current):
+            raise Violation(f"phase Stable with current={current!r} deploying={deploying!r}")
+        if phase in ("Progressing", "AwaitingPromotion") and not deploying:
+            raise Violation(f"phase {phase} without a deploying revision")
+        if phase == "AwaitingPromotion" and spec.strategy.type != BLUE_GREEN \
+                and status.get("rolloutStrategy") != BLUE_GREEN:
+            raise Violation("AwaitingPromotion under RollingUpdate")
+        if failed is not None and failed == current:
+            raise Violation(f"failed and current are both {failed!r}")
+        if status["replicas"]["desired"] != spec.replicas:
+            raise Violation("status.replicas.desired is not spec.replicas")
+        counts = status["replicas"]
+        if not counts["available"] <= counts["total"] or not counts["ready"] <= counts["total"]:
+            raise Violation(f"status.replicas counts are inconsistent: {counts}")
+        # SPEC 4.3: no progress for progressDeadlineSeconds rolls back (with a C to return to).
+        progress = _time(status.get("lastProgressTime"))
+        if deploying and current and phase == "Progressing" and progress is not None \
+                and step.now >= progress + timedelta(seconds=spec.progress_deadline_seconds):
+            raise Violation(f"{deploying!r} made no progress since {progress} "
+                            f"(deadline {spec.progress_deadline_seconds}s) and was not rolled back")
+        self.count("rollout-memory")
+
+    def check_gates(self, spec: Spec, world: World, step: Step) -> None:
+        if spec.strategy.type != BLUE_GREEN:
+            return
+        prior = prior_status(step)
+        status = step.status
+        current = status.get("currentRevision")
+        promoted_now = (prior.get("deployingRevision") == current
+                        and prior.get("currentRevision") not in (None, current))
+        if (promoted_now and prior.get("rolloutStrategy", BLUE_GREEN) == BLUE_GREEN
+                and not spec.strategy.auto_promote and spec.promote != current):
+            raise Violation(f"{current!r} was promoted without spec.promote")
+        # The main route carries only revisions that were current before or are approved.
+        approved = set(self.ever_current) | {spec.promote} | (
+            {current} if promoted_now and spec.strategy.auto_promote else set())
+        if not self.ever_current:
+            approved |= {current}  # a first deploy has nothing to promote over
+        routed = {(naming.parse_replica_key(k) or ("",))[0]
+                  for k in invariants.routed_replicas(step)}
+        if spec.strategy.auto_promote:
+            approved |= {current}
+        unapproved = routed - approved
+        if unapproved:
+            raise Violation(f"main route carries {sorted(unapproved)}, never promoted "
+                            f"(current before: {sorted(self.ever_current)})")
+        # Automatic promotion fires on time (SPEC 4.2).
+        deploying = status.get("deployingRevision")
+        if spec.strategy.auto_promote and status.get("phase") == "AwaitingPromotion":
+            times = [t for key, body in step.observed.items()
+                     if (naming.parse_replica_key(key) or ("",))[0] == deploying
+                     and (t := ready_since(body)) is not None]
+            if times:
+                due = max(times) + timedelta(seconds=spec.strategy.promote_delay_seconds)
+                if step.now >= due:
+                    raise Violation(f"auto-promotion of {deploying!r} was due at {due}")
+        self.count("promotion-gate")
+
+    def check_lost_status(self, spec: Spec, step: Step) -> None:
+        prior = prior_status(step)
+        if prior.get("currentRevision") or prior.get("deployingRevision"):
+            return
+        for key in step.observed:
+            if naming.parse_replica_key(key) and key not in step.desired \
+                    and serving_from_outside(spec, step.observed, key, step.now):
+                raise Violation(f"{key} served and was deleted while the status was missing")
+        self.count("lost-status-deletes-nothing")
+
+    def check_rollback(self, spec: Spec, step: Step) -> None:
+        prior = prior_status(step)
+        failed = step.status.get("failedRevision")
+        if not failed or prior.get("failedRevision") == failed \
+                or prior.get("deployingRevision") != failed:
+            return
+        serving = [k for k in step.observed
+                   if (naming.parse_replica_key(k) or ("",))[0] == failed
+                   and serving_from_outside(spec, step.observed, k, step.now)]
+        if len(serving) >= spec.replicas > 0:
+            raise Violation(f"rolled back {failed!r} although {len(serving)} of its replicas "
+                            f"were serving (N={spec.replicas}): {result_messages(step)}")
+        self.count("no-rollback-of-a-serving-revision")
+
+    def check_quiet(self, step: Step) -> None:
+        """Results only on transitions: nothing to say when nothing changed."""
+        previous = self.previous
+        prior = prior_status(step)
+        if previous is None or not prior or previous.fatal:
+            return
+        same_registers = all(prior.get(k) == step.status.get(k) for k in
+                             ("phase", "currentRevision", "deployingRevision", "failedRevision"))
+        if not same_registers or request_spec(step) != request_spec(previous):
+            return
+        if step.response.results:
+            raise Violation(f"results without a transition: {result_messages(step)}")
+        self.count("results-only-on-transitions")
+
+    def check_rollout_ends(self, world: World, step: Step, spec: Spec | None) -> None:
+        status = world.status  # what Crossplane persisted after this call
+        deploying = status.get("deployingRevision")
+        key = (deploying, status.get("rolloutStartTime"))
+        n = spec.replicas if spec is not None else (self.track.last_n if self.track else 0)
+        track = self.track
+        if track is not None and (track.revision, track.start_time) != key:
+            self.end_track(status, step.now)
+            track = None
+        if track is None and deploying:
+            self.track = track = RolloutTrack(revision=deploying,
+                                              start_time=status.get("rolloutStartTime"),
+                                              started=step.now, n_total=n, last_n=n)
+        pending_disruptive, pending_jump = self.pending_disruptive, self.pending_jump
+        self.pending_disruptive, self.pending_jump = 0, 0.0
+        if track is None:
+            return
+        track.disruptive += pending_disruptive
+        track.jumped += pending_jump
+        track.calls += 1
+        if n > track.last_n:
+            track.n_total += n - track.last_n
+        track.last_n = n
+        if not step.applied:
+            track.unapplied += 1
+        elapsed = (step.now - track.started).total_seconds()
+        bound = self.budget.bound(track.gains(), track.jumped, track.unapplied)
+        if elapsed > bound:
+            raise Violation(f"the rollout of {track.revision!r} has run {elapsed:.0f}s, past "
+                            f"its bound of {bound:.0f}s (gains {track.gains()}, "
+                            f"jumped {track.jumped:.0f}s)")
+        self.count("rollout-ends-within-bound")
+
+    def end_track(self, status: dict[str, Any], now: datetime) -> None:
+        track = self.track
+        assert track is not None
+        if status.get("currentRevision") == track.revision:
+            outcome = "completed"
+        elif status.get("failedRevision") == track.revision:
+            outcome = "rolled-back"
+        elif not status:
+            outcome = "restarted"
+        elif status.get("deployingRevision"):
+            outcome = "pre-empted"
+        else:
+            outcome = "aborted"
+        self.ended.append(EndedRollout(
+            revision=track.revision, outcome=outcome,
+            seconds=(now - track.started).total_seconds(),
+            bound=self.budget.bound(track.gains(), track.jumped, track.unapplied),
+            calls=track.calls))
+        self.track = None
+
+    def close(self, world: World) -> None:
+        """End the scenario: a rollout still running is recorded as open, as of the last
+        call that was checked."""
+        if self.track is not None:
+            track = self.track
+            last = self.previous.now if self.previous is not None else world.now
+            self.ended.append(EndedRollout(
+                revision=track.revision, outcome="open",
+                seconds=(last - track.started).total_seconds(),
+                bound=self.budget.bound(track.gains(), track.jumped, track.unapplied),
+                calls=track.calls))
+            self.track = None
