@@ -192,17 +192,22 @@ def revision_content(rev: Revision) -> dict:
     return content
 
 
-def infer_current(replicas: Iterable[Replica], spec: Spec) -> str:
+def infer_current(replicas: Iterable[Replica], spec: Spec, routed: frozenset[str]) -> str:
     """The revision with the most available replicas; ties go to the later listed one.
 
-    A revision no longer listed loses every tie: it cannot be rebuilt.
+    Before the listing decides a tie, the observed main route does: the revision
+    it carries more of was serving, so a green awaiting promotion is never
+    promoted by a lost status. A revision no longer listed loses every tie: it
+    cannot be rebuilt.
     """
     available: dict[str, int] = defaultdict(int)
+    carried: dict[str, int] = defaultdict(int)
     for replica in replicas:
         available[replica.revision] += 1 if replica.available else 0
+        carried[replica.revision] += 1 if replica.backend_name in routed else 0
     listed = {rev.name for rev in spec.revisions}
     return max(available, key=lambda name: (
-        available[name], name in listed, spec.revision_order(name), name))
+        available[name], carried[name], name in listed, spec.revision_order(name), name))
 
 
 @dataclass
@@ -225,7 +230,8 @@ class RevisionState:
 
 
 def decide_revisions(
-    spec: Spec, prior: PriorStatus, replicas: list[Replica], now: datetime, events: list[Event]
+    spec: Spec, prior: PriorStatus, replicas: list[Replica], now: datetime, events: list[Event],
+    routed: frozenset[str] = frozenset(),
 ) -> RevisionState:
     target = spec.active_revision
     current, deploying, failed = (
@@ -244,7 +250,7 @@ def decide_revisions(
     )
 
     if state.current is None and state.deploying is None and replicas:
-        state.current = infer_current(replicas, spec)
+        state.current = infer_current(replicas, spec, routed)
         events.append(Event(Severity.WARNING,
             f"status.currentRevision was lost; inferred {state.current!r} from the observed "
             "replicas (the revision with the most available replicas)"))
@@ -352,7 +358,8 @@ def plan(spec: Spec, prior: PriorStatus, observed: Observed, xr_name: str,
     events: list[Event] = []
     report_in_place_edits(replicas, infos, events)
 
-    state = decide_revisions(spec, prior, replicas, now, events)
+    routed = observed.route.backends if observed.route is not None else frozenset()
+    state = decide_revisions(spec, prior, replicas, now, events, routed)
     by_revision: dict[str, list[Replica]] = defaultdict(list)
     for replica in replicas:
         by_revision[replica.revision].append(replica)
