@@ -18,7 +18,12 @@ def grpc_options(max_recv_message_size: int, max_send_message_size: int | None) 
     ]
 
 
-@click.command()
+# Thousands of observed replicas make requests larger than gRPC's usual 4 MB.
+DEFAULT_MAX_MESSAGE_MB = 64
+
+
+@click.command(context_settings={"default_map": {
+    "max_recv_message_size": DEFAULT_MAX_MESSAGE_MB}})
 @sdkcli.standard_options
 def cli(
     debug: bool,

@@ -159,18 +159,21 @@ def test_a_request_nested_deeper_than_protobuf_parses_is_refused_cleanly(client)
     answers(client)
 
 
-def test_a_request_over_the_default_4mb_limit_is_refused_and_the_server_keeps_serving(client):
+def test_a_request_over_the_receive_limit_is_refused_and_the_server_keeps_serving(tmp_path):
     req = big_request(6)
     assert req.ByteSize() > 4 * MEGABYTE
-    with pytest.raises(grpc.RpcError) as error:
-        client.run(req, timeout=30)
-    assert error.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    answers(client)
+    with RealServer(["--insecure", "--max-recv-message-size", "4"], log_dir=tmp_path) as real, \
+            Client(real.address) as client:
+        client.wait_ready()
+        with pytest.raises(grpc.RpcError) as error:
+            client.run(req, timeout=30)
+        assert error.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        answers(client)
 
 
-def test_a_larger_receive_limit_accepts_a_6mb_request(tmp_path):
+def test_the_default_flags_accept_a_request_over_4mb(tmp_path):
     req = big_request(6)
-    with RealServer(["--insecure", "--max-recv-message-size", "16"], log_dir=tmp_path) as real, \
+    with RealServer(["--insecure"], log_dir=tmp_path) as real, \
             Client(real.address) as client:
         client.wait_ready()
         rsp = client.run(req, timeout=60)
