@@ -32,26 +32,42 @@ def compose(spec: Spec, plan: Plan, observed: Observed, fn_input: Input, xr_name
         labels = replica_labels(plan, planned, xr_name)
         resources.append(DesiredResource(
             key=planned.key,
-            body={
-                "apiVersion": fn_input.replica.api_version,
-                "kind": fn_input.replica.kind,
-                "metadata": {
-                    "name": planned.name,
-                    "labels": labels,
-                    "annotations": replica_annotations(planned),
-                },
-                "spec": replica_spec(plan, planned, xr_name, templates),
-            },
+            body=replica_body(plan, planned, xr_name, fn_input, labels, templates),
             ready=planned.observed_ready,
         ))
         if planned.has_endpoint:
-            endpoint_key = naming.endpoint_key(planned.revision, planned.index)
-            observed_endpoint = observed.endpoints.get((planned.revision, planned.index))
             resources.append(DesiredResource(
-                key=endpoint_key,
+                key=naming.endpoint_key(planned.revision, planned.index),
                 body=endpoint_body(plan, planned, labels, fn_input),
-                ready=observed_endpoint is not None and observed_endpoint.ready,
+                ready=endpoint_ready(observed, planned),
             ))
+    resources.extend(route_resources(spec, plan, observed, xr_name))
+    return Composition(resources=resources, status=status(plan))
+
+
+def replica_body(plan: Plan, planned: PlannedReplica, xr_name: str, fn_input: Input,
+                 labels: dict[str, str], templates: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "apiVersion": fn_input.replica.api_version,
+        "kind": fn_input.replica.kind,
+        "metadata": {
+            "name": planned.name,
+            "labels": labels,
+            "annotations": replica_annotations(planned),
+        },
+        "spec": replica_spec(plan, planned, xr_name, templates),
+    }
+
+
+def endpoint_ready(observed: Observed, planned: PlannedReplica) -> bool:
+    observed_endpoint = observed.endpoints.get((planned.revision, planned.index))
+    return observed_endpoint is not None and observed_endpoint.ready
+
+
+def route_resources(spec: Spec, plan: Plan, observed: Observed,
+                    xr_name: str) -> list[DesiredResource]:
+    """The main route and, while a revision is deploying, the preview route."""
+    resources: list[DesiredResource] = []
     if spec.route is not None and plan.main_backends is not None:
         resources.append(DesiredResource(
             key=naming.ROUTE_KEY,
@@ -68,7 +84,7 @@ def compose(spec: Spec, plan: Plan, observed: Observed, fn_input: Input, xr_name
                                 xr_name=xr_name),
                 ready=observed.preview_route is not None and observed.preview_route.accepted,
             ))
-    return Composition(resources=resources, status=status(plan))
+    return resources
 
 
 def replica_labels(plan: Plan, planned: PlannedReplica, xr_name: str) -> dict[str, str]:

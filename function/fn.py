@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import gc
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 import grpc
 from crossplane.function import logging, response
 from crossplane.function.proto.v1 import run_function_pb2 as fnv1
 from crossplane.function.proto.v1 import run_function_pb2_grpc as grpcv1
+from google.protobuf import struct_pb2
 
-from function.compose import Composition, compose
-from function.observe import get, read_observed, read_prior_status, to_plain
+from function import naming
+from function.compose import (
+    Composition,
+    endpoint_body,
+    endpoint_ready,
+    replica_annotations,
+    replica_body,
+    replica_labels,
+    route_resources,
+)
+from function.compose import status as composed_status
+from function.observe import Observed, get, read_observed, read_prior_status, to_plain
 from function.plan import Plan, Severity, plan
-from function.spec import InvalidSpec, parse_input, parse_spec
+from function.spec import Input, InvalidSpec, Spec, parse_input, parse_spec
 
 Clock = Callable[[], datetime]
 
@@ -22,6 +36,28 @@ _SEVERITY = {Severity.NORMAL: fnv1.SEVERITY_NORMAL, Severity.WARNING: fnv1.SEVER
 
 def system_clock() -> datetime:
     return datetime.now(UTC)
+
+
+@contextlib.contextmanager
+def cyclic_gc_paused() -> Iterator[None]:
+    """Hold off Python's cyclic garbage collector for the length of one call.
+
+    A call allocates a few objects per observed resource (tens of thousands at
+    thousands of replicas), enough to trigger full collections, each of which
+    walks every object in the process: measured, a sixth of a call at 1000
+    replicas, and more as the heap grows. What a call allocates holds no
+    reference cycles and is freed by reference counting when the call returns;
+    anything else waits for the next collection after it. The collector is left
+    as it was found, so a caller that disabled it keeps it disabled.
+    """
+    enabled = gc.isenabled()
+    if enabled:
+        gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class FunctionRunner(grpcv1.FunctionRunnerServiceServicer):
@@ -39,7 +75,8 @@ class FunctionRunner(grpcv1.FunctionRunnerServiceServicer):
     def run(self, req: fnv1.RunFunctionRequest) -> fnv1.RunFunctionResponse:
         rsp = response.to(req)
         try:
-            respond(req, rsp, self.clock())
+            with cyclic_gc_paused():
+                respond(req, rsp, self.clock())
         except InvalidSpec as error:
             rsp = response.to(req)
             response.fatal(rsp, f"invalid {error}")
@@ -61,16 +98,109 @@ def respond(req: fnv1.RunFunctionRequest, rsp: fnv1.RunFunctionResponse, now: da
     observed = read_observed((key, r.resource) for key, r in req.observed.resources.items())
 
     result = plan(spec, prior, observed, name, now)
-    write(rsp, result, compose(spec, result, observed, fn_input, name))
+    write_composed(rsp, spec, result, observed, fn_input, name)
 
 
 def write(rsp: fnv1.RunFunctionResponse, result: Plan, composition: Composition) -> None:
+    writer = StructWriter()
+    written: set[str] = set()
     for desired in composition.resources:
+        if desired.key in written:
+            writer.forget()  # the copies made so far may be about to change
+        written.add(desired.key)
         target = rsp.desired.resources[desired.key]
-        target.resource.update(desired.body)
+        writer.update(target.resource, desired.body)
         target.ready = fnv1.READY_TRUE if desired.ready else fnv1.READY_FALSE
+    write_outcome(rsp, result, composition.status)
 
-    rsp.desired.composite.resource.get_or_create_struct("status").update(composition.status)
+
+def write_composed(rsp: fnv1.RunFunctionResponse, spec: Spec, result: Plan, observed: Observed,
+                   fn_input: Input, xr_name: str) -> None:
+    """write(rsp, result, compose(spec, result, observed, fn_input, xr_name)), quicker.
+
+    All replicas of a revision listed in the spec have the same body but for the
+    name, the replica-index label and the annotations; their endpoints differ in
+    name, index label, spec.replica and spec.url. The first replica and endpoint
+    of each revision are written from their dict bodies and kept as templates;
+    every other one is a copy of its template (one C call) with only those fields
+    set. Replicas of revisions missing from the spec and keys an earlier pipeline
+    step already desired (merged into, not replaced) take the dict path.
+    """
+    resources = rsp.desired.resources
+    earlier = frozenset(resources)
+    writer = StructWriter()
+    spec_dicts: dict[str, dict[str, Any]] = {}
+    replica_templates: dict[str, struct_pb2.Struct] = {}
+    endpoint_templates: dict[str, struct_pb2.Struct] = {}
+    for planned in result.replicas:
+        revision = planned.revision
+        info = result.revisions[revision]
+        templated = info.template is not None and info.template_hash is not None
+        key = planned.key
+        target = resources[key]
+        template = replica_templates.get(revision)
+        if template is not None and key not in earlier:
+            body = target.resource
+            body.CopyFrom(template)
+            metadata = body.fields["metadata"].struct_value.fields
+            metadata["name"].string_value = planned.name
+            labels = metadata["labels"].struct_value.fields
+            labels[naming.LABEL_INDEX].string_value = str(planned.index)
+            annotations = metadata["annotations"].struct_value
+            annotations.Clear()
+            writer.update(annotations, replica_annotations(planned))
+            label_dict = None
+        else:
+            label_dict = replica_labels(result, planned, xr_name)
+            writer.update(target.resource,
+                          replica_body(result, planned, xr_name, fn_input, label_dict, spec_dicts))
+            if templated and key not in earlier:
+                replica_templates[revision] = _copy(target.resource)
+        target.ready = fnv1.READY_TRUE if planned.observed_ready else fnv1.READY_FALSE
+
+        if not planned.has_endpoint:
+            continue
+        key = naming.endpoint_key(revision, planned.index)
+        target = resources[key]
+        template = endpoint_templates.get(revision)
+        url = planned.replica.observed.url if planned.replica is not None else None
+        if template is not None and key not in earlier:
+            body = target.resource
+            body.CopyFrom(template)
+            metadata = body.fields["metadata"].struct_value.fields
+            metadata["name"].string_value = planned.name
+            labels = metadata["labels"].struct_value.fields
+            labels[naming.LABEL_INDEX].string_value = str(planned.index)
+            endpoint_spec = body.fields["spec"].struct_value.fields
+            endpoint_spec["replica"].string_value = planned.name
+            if url:
+                endpoint_spec["url"].string_value = url
+            elif "url" in endpoint_spec:
+                del endpoint_spec["url"]
+        else:
+            if label_dict is None:
+                label_dict = replica_labels(result, planned, xr_name)
+            writer.update(target.resource, endpoint_body(result, planned, label_dict, fn_input))
+            if templated and key not in earlier:
+                endpoint_templates[revision] = _copy(target.resource)
+        target.ready = fnv1.READY_TRUE if endpoint_ready(observed, planned) else fnv1.READY_FALSE
+
+    for desired in route_resources(spec, result, observed, xr_name):
+        target = resources[desired.key]
+        writer.update(target.resource, desired.body)
+        target.ready = fnv1.READY_TRUE if desired.ready else fnv1.READY_FALSE
+    write_outcome(rsp, result, composed_status(result))
+
+
+def _copy(struct: struct_pb2.Struct) -> struct_pb2.Struct:
+    copy = struct_pb2.Struct()
+    copy.CopyFrom(struct)
+    return copy
+
+
+def write_outcome(rsp: fnv1.RunFunctionResponse, result: Plan, status: dict[str, Any]) -> None:
+    """The XR's status and readiness, conditions, results and TTL."""
+    StructWriter().update(rsp.desired.composite.resource.get_or_create_struct("status"), status)
     rsp.desired.composite.ready = fnv1.READY_TRUE if result.available else fnv1.READY_FALSE
 
     for condition in result.conditions:
@@ -86,3 +216,64 @@ def write(rsp: fnv1.RunFunctionResponse, result: Plan, composition: Composition)
         rsp.results.append(fnv1.Result(severity=_SEVERITY[event.severity],
                                        message=event.message, target=fnv1.TARGET_COMPOSITE))
     rsp.meta.ttl.FromSeconds(result.ttl_seconds)
+
+
+class StructWriter:
+    """Struct.update(dict), with each dict met again copied from where it was first written.
+
+    The result is what Struct.update gives. Composed bodies share dicts: every
+    replica of a revision has the same spec dict, and a replica's labels are
+    its endpoint's. Building a Struct from a dict costs a Python call per value;
+    CopyFrom of the Struct already built costs one C call, ten times less.
+    Identity stands for equality because no dict changes while `update` runs;
+    `forget` must be called before anything already written is written again.
+    """
+
+    def __init__(self) -> None:
+        self._built: dict[int, tuple[Mapping[str, Any], struct_pb2.Struct]] = {}
+
+    def forget(self) -> None:
+        self._built.clear()
+
+    def update(self, target: struct_pb2.Struct, body: Mapping[str, Any]) -> None:
+        fields = target.fields
+        for key, value in body.items():
+            kind = type(value)
+            if kind is str:
+                fields[key].string_value = value
+            elif kind is dict:
+                self._struct(fields[key], value)
+            elif kind is int or kind is float:
+                fields[key].number_value = value
+            elif kind is list:
+                self._list(fields[key].list_value, value)
+            elif kind is bool:
+                fields[key].bool_value = value
+            elif value is None:
+                fields[key].null_value = struct_pb2.NULL_VALUE
+            else:
+                target[key] = value  # anything else exactly as Struct.update has it
+
+    def _struct(self, target: struct_pb2.Value, value: dict[str, Any]) -> None:
+        built = self._built.get(id(value))
+        struct = target.struct_value
+        if built is not None and built[0] is value:
+            struct.CopyFrom(built[1])
+            return
+        struct.Clear()  # also sets the kind for an empty dict, as Struct.update does
+        self.update(struct, value)
+        self._built[id(value)] = (value, struct)
+
+    def _list(self, target: struct_pb2.ListValue, values: list[Any]) -> None:
+        target.Clear()
+        add = target.values.add
+        for value in values:
+            kind = type(value)
+            if kind is str:
+                add().string_value = value
+            elif kind is dict:
+                self._struct(add(), value)
+            elif kind is int or kind is float:
+                add().number_value = value
+            else:
+                target.append(value)  # lists, bools, None and the rest, as Struct.update

@@ -326,6 +326,7 @@ class Observed:
 
 
 def read_replica(key: str, revision: str, index: int, resource: Any) -> ObservedReplica:
+    # Each field is read once: at thousands of replicas every lookup counts.
     fields = _fields_of(resource)
     metadata = _map_at(fields, "metadata")
     annotations = _map_at(metadata, "annotations")
@@ -333,16 +334,18 @@ def read_replica(key: str, revision: str, index: int, resource: Any) -> Observed
     status = _map_at(fields, "status")
     health = _map_at(status, "health")
     address = _map_at(status, "address")
+    phase = _text_at(status, "phase")
+    state = _text_at(health, "state")
+    probed = _text_at(health, "lastProbeTime")
     ready, malformed = _scan_conditions(_at(status, "conditions"), "Ready")
     if status is None:
         malformed = _at(fields, "status") is not None  # present, but not an object
     elif not malformed:
         malformed = ((health is None and _at(status, "health") is not None)
                      or (address is None and _at(status, "address") is not None)
-                     or not isinstance(_text_at(status, "phase"), _TEXT_OR_NONE)
-                     or (health is not None and not all(
-                         isinstance(_text_at(health, key), _TEXT_OR_NONE)
-                         for key in ("state", "lastProbeTime"))))
+                     or not isinstance(phase, _TEXT_OR_NONE)
+                     or not isinstance(state, _TEXT_OR_NONE)
+                     or not isinstance(probed, _TEXT_OR_NONE))
     return _replica_of(
         key=key,
         revision=revision,
@@ -356,11 +359,11 @@ def read_replica(key: str, revision: str, index: int, resource: Any) -> Observed
         health=None
         if health is None
         else _health_of(
-            state=as_str(_text_at(health, "state")),
-            last_probe_time=as_time(_text_at(health, "lastProbeTime")),
+            state=as_str(state),
+            last_probe_time=as_time(probed),
             consecutive_failures=as_int(_at(health, "consecutiveFailures")),
         ),
-        failed=_text_at(status, "phase") == "Failed",
+        failed=phase == "Failed",
         message=as_str(_text_at(status, "message")),
         url=as_str(_text_at(address, "url")),
         malformed=malformed,
@@ -371,7 +374,8 @@ def read_replica(key: str, revision: str, index: int, resource: Any) -> Observed
 def _scan_conditions(conditions: Any, kind: str) -> tuple[Condition | None, bool]:
     """find_condition(kind) in a status's conditions, and whether they are malformed.
 
-    Malformed: not a list, or an entry that is no object or whose status is no string.
+    Malformed: not a list, or an entry that is no object or whose type or status
+    is no string.
     """
     entries = _element_maps(conditions)
     if entries is None:
@@ -379,10 +383,11 @@ def _scan_conditions(conditions: Any, kind: str) -> tuple[Condition | None, bool
     found = None
     for fields in entries:
         status = _text_at(fields, "status")
-        if found is None and _text_at(fields, "type") == kind:
+        named = _text_at(fields, "type")
+        if found is None and named == kind:
             found = _condition(fields, status)
         if (fields is None or not isinstance(status, _TEXT_OR_NONE)
-                or not isinstance(_text_at(fields, "type"), _TEXT_OR_NONE)):
+                or not isinstance(named, _TEXT_OR_NONE)):
             if found is None:
                 found = _find_condition_in(entries, kind)
             return found, True

@@ -1,0 +1,372 @@
+"""The fast paths give what the straightforward paths give, byte for byte.
+
+RunFunction reads observed Structs straight from their fields
+(function/observe.py), and writes desired replicas and endpoints as copies of a
+template per revision with only their own fields set (fn.write_composed). Every
+response here is compared with a reference built the plain way: observed
+resources converted to dicts with json_format and read through the Mapping
+protocol, the desired bodies composed as dicts (compose.compose) and each
+converted with json_format. The desired state must serialise to the same bytes,
+and the whole response must be equal.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from crossplane.function import resource, response
+from crossplane.function.proto.v1 import run_function_pb2 as fnv1
+from google.protobuf import json_format, struct_pb2
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from function import fn, naming
+from function.compose import compose
+from function.observe import (
+    find_condition,
+    get,
+    read_endpoint,
+    read_observed,
+    read_prior_status,
+    read_replica,
+    read_route,
+    to_plain,
+)
+from function.plan import plan
+from function.spec import parse_input, parse_spec
+from tests.fixtures import blue_green, deployment, rolling
+from tests.world import T0, Fate, World, ts
+
+_SEVERITY = {"Normal": fnv1.SEVERITY_NORMAL, "Warning": fnv1.SEVERITY_WARNING}
+
+
+def _benchmark() -> Any:
+    path = Path(__file__).resolve().parent.parent / "scripts" / "benchmark.py"
+    spec = importlib.util.spec_from_file_location("benchmark_script", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("benchmark_script", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+benchmark = _benchmark()
+
+
+# --- the reference: dicts in, json_format out --------------------------------------------
+
+
+def plain(message: Any) -> Any:
+    return json_format.MessageToDict(message)
+
+
+def reference(req: fnv1.RunFunctionRequest, now: datetime) -> fnv1.RunFunctionResponse:
+    """RunFunction without the fast paths: what the optimised response must equal."""
+    rsp = response.to(req)
+    xr = plain(req.observed.composite.resource)
+    name = xr["metadata"]["name"]
+    spec = parse_spec(to_plain(xr["spec"]))
+    fn_input = parse_input(to_plain(plain(req.input)) if req.HasField("input") else None)
+    prior = read_prior_status(xr.get("status"))
+    observed = read_observed((key, plain(r.resource)) for key, r in req.observed.resources.items())
+    result = plan(spec, prior, observed, name, now)
+    composition = compose(spec, result, observed, fn_input, name)
+
+    for desired in composition.resources:
+        target = rsp.desired.resources[desired.key]
+        merge(target.resource, desired.body)
+        target.ready = fnv1.READY_TRUE if desired.ready else fnv1.READY_FALSE
+    merge(rsp.desired.composite.resource.get_or_create_struct("status"), composition.status)
+    rsp.desired.composite.ready = fnv1.READY_TRUE if result.available else fnv1.READY_FALSE
+    for condition in result.conditions:
+        rsp.conditions.append(fnv1.Condition(
+            type=condition.type,
+            status=fnv1.STATUS_CONDITION_TRUE if condition.status
+            else fnv1.STATUS_CONDITION_FALSE,
+            reason=condition.reason, message=condition.message,
+            target=fnv1.TARGET_COMPOSITE))
+    for event in result.events:
+        rsp.results.append(fnv1.Result(severity=_SEVERITY[event.severity.value],
+                                       message=event.message, target=fnv1.TARGET_COMPOSITE))
+    rsp.meta.ttl.FromSeconds(result.ttl_seconds)
+    return rsp
+
+
+def merge(target: struct_pb2.Struct, body: dict[str, Any]) -> None:
+    """Struct.update(body): each top-level value replaced, through json_format."""
+    for key, value in body.items():
+        target.fields[key].Clear()
+        json_format.ParseDict(value, target.fields[key])
+
+
+def assert_same(req: fnv1.RunFunctionRequest, now: datetime) -> fnv1.RunFunctionResponse:
+    fast = fn.FunctionRunner(clock=lambda: now).run(req)
+    assert not any(r.severity == fnv1.SEVERITY_FATAL for r in fast.results), fast.results
+    slow = reference(req, now)
+    assert (fast.desired.SerializeToString(deterministic=True)
+            == slow.desired.SerializeToString(deterministic=True))
+    assert fast == slow
+    return fast
+
+
+def replay(world: World) -> World:
+    """Compare the fast and the reference response on every call the world makes."""
+    world.call = assert_same
+    return world
+
+
+def stable_on(revision: str):
+    def done(world: World) -> bool:
+        return (world.status.get("phase") == "Stable"
+                and world.status.get("currentRevision") == revision
+                and world.replicas() == world.replicas(revision))
+    return done
+
+
+# --- whole responses ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n", [1, 7, 40])
+def test_the_benchmark_request(n):
+    assert_same(benchmark.build_request(n), benchmark.NOW)
+
+
+def test_a_whole_rolling_update_replayed():
+    world = replay(World(spec=deployment(5, ("v1", "v2"), active="v1",
+                                         strategy=rolling("40%", 1))))
+    world.run_until(stable_on("v1"))
+    world.spec["activeRevision"] = "v2"
+    calls = world.run_until(stable_on("v2"))
+    assert calls > 3
+    kinds = {key.split("-")[0] for step in world.history for key in step.desired}
+    assert kinds == {"replica", "endpoint", "route"}
+    assert any(naming.ANNOTATION_DRAINING_SINCE in body["metadata"].get("annotations", {})
+               for step in world.history for body in step.desired.values())
+
+
+def test_a_blue_green_rollout_with_a_preview_route_replayed():
+    world = replay(World(spec=deployment(3, ("v1", "v2"), active="v1", preview=True,
+                                         strategy=blue_green(auto=True, scale_down=20))))
+    world.run_until(stable_on("v1"))
+    world.spec["activeRevision"] = "v2"
+    world.run_until(stable_on("v2"))
+    assert any(naming.PREVIEW_ROUTE_KEY in step.desired for step in world.history)
+
+
+def test_replicas_that_fail_crash_turn_unhealthy_or_go_stale_replayed():
+    def fate(revision: str, index: int) -> Fate:
+        if revision == "v2" and index == 1:
+            return Fate(warmup=40, crash_after=60)
+        if revision == "v2" and index == 2:
+            return Fate(warmup=30, unhealthy_after=50)
+        if revision == "v1" and index == 3:
+            return Fate(warmup=20, stale_after=30)
+        return Fate(warmup=20 + 7 * index, backend_lag=10 * (index % 2))
+
+    world = replay(World(spec=deployment(4, ("v1", "v2"), active="v1", drainSeconds=20,
+                                         healthPolicy={"statusTTLSeconds": 30}),
+                         fate_for=fate))
+    world.run_until(stable_on("v1"))
+    world.spec["activeRevision"] = "v2"
+    for _ in range(40):
+        world.step(15)
+
+
+def test_a_revision_removed_from_the_spec_keeps_its_replicas_spec():
+    world = replay(World(spec=deployment(3, ("v1", "v2"), active="v1")))
+    world.run_until(stable_on("v1"))
+    world.spec["activeRevision"] = "v2"
+    world.step()
+    world.step()
+    world.spec["revisions"] = [r for r in world.spec["revisions"] if r["name"] == "v2"]
+    world.run_until(stable_on("v2"))
+
+
+def test_no_route_a_custom_input_and_resources_an_earlier_step_desired():
+    world = World(spec=deployment(3, ("v1", "v2"), active="v1", route=False))
+    world.run_until(stable_on("v1"))
+    world.spec["activeRevision"] = "v2"
+    world.step()
+    world.step()
+    req = world.request()
+    req.input.update({"apiVersion": "fn.rollout.dev/v1beta1", "kind": "Input",
+                      "replica": {"apiVersion": "example.org/v1", "kind": "Replica"},
+                      "endpoint": {"kind": "Endpoint"}})
+    earlier = req.desired.resources
+    earlier["from-earlier-step"].resource.update({"apiVersion": "v1", "kind": "ConfigMap"})
+    earlier["replica-v1-0"].resource.update({"kept": {"by": "earlier"}, "spec": {"x": 1}})
+    earlier["endpoint-v1-1"].resource.update({"metadata": {"name": "other"}})
+    rsp = assert_same(req, world.now)
+    assert "from-earlier-step" in rsp.desired.resources
+    assert rsp.desired.resources["replica-v1-0"].resource["kept"]["by"] == "earlier"
+    assert rsp.desired.resources["replica-v1-1"].resource["kind"] == "Replica"
+
+
+def test_duplicate_dicts_and_every_value_type_are_written_as_struct_update_writes_them():
+    shared = {"a": [1, 2.5, True, None, "x", {"b": {}}, []], "c": {}}
+    body = {"one": shared, "two": shared, "three": [shared, shared], "t": True, "f": False,
+            "n": None, "i": 3, "big": 2**60, "s": "", "e": {}, "l": [], "nested": [[1], [[]]]}
+    expected = struct_pb2.Struct()
+    expected.update(body)
+    target = struct_pb2.Struct()
+    target.update({"one": "replaced", "untouched": 1})
+    expected_merged = struct_pb2.Struct()
+    expected_merged.update({"one": "replaced", "untouched": 1})
+    expected_merged.update(body)
+    fn.StructWriter().update(target, body)
+    assert target == expected_merged
+    fresh = struct_pb2.Struct()
+    fn.StructWriter().update(fresh, body)
+    assert fresh.SerializeToString(deterministic=True) == expected.SerializeToString(
+        deterministic=True)
+
+
+# --- observed values read straight from Structs -------------------------------------------
+
+
+def struct(body: dict[str, Any]) -> struct_pb2.Struct:
+    return resource.dict_to_struct(body)
+
+
+def same_replica(body: dict[str, Any]) -> Any:
+    """read_replica of the Struct equals read_replica of its dict; the former is returned."""
+    from_struct = read_replica("replica-v1-0", "v1", 0, struct(body))
+    from_dict = read_replica("replica-v1-0", "v1", 0, plain(struct(body)))
+    assert to_plain(from_struct.raw_spec) == to_plain(from_dict.raw_spec)
+    assert (dataclasses.replace(from_struct, raw_spec=None)
+            == dataclasses.replace(from_dict, raw_spec=None))
+    return from_struct
+
+
+def good_replica() -> dict[str, Any]:
+    return {
+        "apiVersion": "serving.rollout.dev/v1alpha1",
+        "kind": "ModelReplica",
+        "metadata": {
+            "name": "qwen-v1-0",
+            "creationTimestamp": ts(T0),
+            "labels": {naming.LABEL_TEMPLATE_HASH: "abc"},
+            "annotations": {naming.ANNOTATION_DESIRED_SINCE: ts(T0),
+                            naming.ANNOTATION_DRAINING_SINCE: ts(T0 + timedelta(minutes=1)),
+                            naming.ANNOTATION_DRAIN_SECONDS: "30"},
+        },
+        "spec": {"engine": {"port": 8000}},
+        "status": {
+            "conditions": [{"type": "Synced", "status": "True"},
+                           {"type": "Ready", "status": "True", "reason": "Up", "message": "ok",
+                            "lastTransitionTime": ts(T0)}],
+            "health": {"state": "Healthy", "lastProbeTime": ts(T0), "consecutiveFailures": 0},
+            "phase": "Running",
+            "message": "serving",
+            "address": {"url": "http://10.0.0.1:8000"},
+        },
+    }
+
+
+WRONG = [1, 2.5, True, False, None, "", "text", [], [1, "x"], {}, {"a": 1}, [{}], [None],
+         [{"type": "Ready", "status": 5}]]
+
+PATHS = [
+    ("metadata",), ("metadata", "creationTimestamp"), ("metadata", "labels"),
+    ("metadata", "labels", naming.LABEL_TEMPLATE_HASH), ("metadata", "annotations"),
+    ("metadata", "annotations", naming.ANNOTATION_DESIRED_SINCE),
+    ("metadata", "annotations", naming.ANNOTATION_DRAINING_SINCE),
+    ("metadata", "annotations", naming.ANNOTATION_DRAIN_SECONDS),
+    ("status",), ("status", "conditions"), ("status", "conditions", 0),
+    ("status", "conditions", 1), ("status", "conditions", 1, "type"),
+    ("status", "conditions", 1, "status"), ("status", "conditions", 1, "reason"),
+    ("status", "conditions", 1, "lastTransitionTime"), ("status", "health"),
+    ("status", "health", "state"), ("status", "health", "lastProbeTime"),
+    ("status", "health", "consecutiveFailures"), ("status", "phase"), ("status", "message"),
+    ("status", "address"), ("status", "address", "url"), ("spec",),
+]
+
+
+def put(body: Any, path: tuple, value: Any) -> None:
+    for step in path[:-1]:
+        body = body[step]
+    if isinstance(path[-1], int) != isinstance(body, list):
+        raise TypeError(f"{path} does not fit {body!r}")
+    body[path[-1]] = value
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: ".".join(map(str, p)))
+def test_a_wrong_type_anywhere_in_a_replica_reads_as_it_does_from_a_dict(path):
+    good = same_replica(good_replica())
+    assert good.ready is not None and good.ready.reason == "Up" and good.health is not None
+    assert not good.malformed and good.drain_seconds == 30 and good.url
+    for value in WRONG:
+        body = good_replica()
+        put(body, path, value)
+        same_replica(body)
+
+
+@pytest.mark.parametrize("value", [1, True, [], ["x"], {"a": "b"}])
+def test_wrong_types_read_as_unknown_in_the_fast_path(value):
+    body = good_replica()
+    for path in [("metadata", "creationTimestamp"), ("status", "address", "url"),
+                 ("status", "health", "state"), ("status", "message"),
+                 ("metadata", "labels", naming.LABEL_TEMPLATE_HASH)]:
+        put(body, path, value)
+    read = same_replica(body)
+    assert read.created is None and read.url is None and read.message is None
+    assert read.template_hash is None
+    assert read.health is not None and read.health.state is None
+    if isinstance(value, dict):
+        return
+    broken = good_replica()
+    put(broken, ("status", "health"), value)
+    read = same_replica(broken)
+    assert read.health is None and read.malformed
+    put(broken, ("status",), value)
+    read = same_replica(broken)
+    assert read.ready is None and read.health is None and read.url is None and read.malformed
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-10, 10) | st.sampled_from(
+        ["", "True", "Ready", "Failed", "Healthy", ts(T0), "2026-13-99", "30"]),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(
+        st.sampled_from(["type", "status", "reason", "message", "lastTransitionTime", "url",
+                         "state", "lastProbeTime", "consecutiveFailures", "x"]),
+        children, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(PATHS), json_values), max_size=4))
+def test_any_damage_reads_the_same_from_a_struct_and_from_a_dict(damage):
+    body = good_replica()
+    for path, value in damage:
+        try:
+            put(body, path, value)
+        except (KeyError, IndexError, TypeError):
+            continue  # an earlier damage removed the parent
+    same_replica(body)
+    as_struct, as_dict = struct(body), plain(struct(body))
+    assert read_endpoint("e", "v1", 0, as_struct) == read_endpoint("e", "v1", 0, as_dict)
+    assert read_route(as_struct) == read_route(as_dict)
+    assert (find_condition(get(as_struct, "status"), "Ready")
+            == find_condition(get(as_dict, "status"), "Ready"))
+    assert read_prior_status(get(as_struct, "status")) == read_prior_status(
+        get(as_dict, "status"))
+
+
+def test_get_reads_a_struct_as_its_mapping_protocol_does():
+    body = struct({"s": "x", "e": "", "n": 2, "z": 0, "b": False, "null": None, "l": [1],
+                   "d": {"k": "v"}, "empty": {}})
+    for key in ["s", "e", "n", "z", "b", "null", "l", "d", "empty", "missing"]:
+        expected = body[key] if key in body else None
+        assert get(body, key) == expected
+        assert type(get(body, key)) is type(expected)
+    body.fields["unset"].Clear()  # a Value with no kind: JSON cannot say this
+    with pytest.raises(ValueError, match="Value not set"):
+        get(body, "unset")
+    assert get(body["l"], "x") is None and get("text", "x") is None
