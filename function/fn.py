@@ -114,6 +114,16 @@ def write(rsp: fnv1.RunFunctionResponse, result: Plan, composition: Composition)
     write_outcome(rsp, result, composition.status)
 
 
+def from_template(body: struct_pb2.Struct, template: struct_pb2.Struct, name: str,
+                  index: int) -> Any:
+    """body = template, renamed and re-indexed; returns body's metadata fields."""
+    body.CopyFrom(template)
+    metadata = body.fields["metadata"].struct_value.fields
+    metadata["name"].string_value = name
+    metadata["labels"].struct_value.fields[naming.LABEL_INDEX].string_value = str(index)
+    return metadata
+
+
 def write_composed(rsp: fnv1.RunFunctionResponse, spec: Spec, result: Plan, observed: Observed,
                    fn_input: Input, xr_name: str) -> None:
     """write(rsp, result, compose(spec, result, observed, fn_input, xr_name)), quicker.
@@ -140,12 +150,7 @@ def write_composed(rsp: fnv1.RunFunctionResponse, spec: Spec, result: Plan, obse
         target = resources[key]
         template = replica_templates.get(revision)
         if template is not None and key not in earlier:
-            body = target.resource
-            body.CopyFrom(template)
-            metadata = body.fields["metadata"].struct_value.fields
-            metadata["name"].string_value = planned.name
-            labels = metadata["labels"].struct_value.fields
-            labels[naming.LABEL_INDEX].string_value = str(planned.index)
+            metadata = from_template(target.resource, template, planned.name, planned.index)
             annotations = metadata["annotations"].struct_value
             annotations.Clear()
             writer.update(annotations, replica_annotations(planned))
@@ -166,11 +171,7 @@ def write_composed(rsp: fnv1.RunFunctionResponse, spec: Spec, result: Plan, obse
         url = planned.replica.observed.url if planned.replica is not None else None
         if template is not None and key not in earlier:
             body = target.resource
-            body.CopyFrom(template)
-            metadata = body.fields["metadata"].struct_value.fields
-            metadata["name"].string_value = planned.name
-            labels = metadata["labels"].struct_value.fields
-            labels[naming.LABEL_INDEX].string_value = str(planned.index)
+            from_template(body, template, planned.name, planned.index)
             endpoint_spec = body.fields["spec"].struct_value.fields
             endpoint_spec["replica"].string_value = planned.name
             if url:
