@@ -25,7 +25,8 @@ class Composition:
     status: dict[str, Any]
 
 
-def compose(spec: Spec, plan: Plan, observed: Observed, fn_input: Input, xr_name: str) -> Composition:
+def compose(spec: Spec, plan: Plan, observed: Observed, fn_input: Input,
+            xr_name: str) -> Composition:
     resources: list[DesiredResource] = []
     templates: dict[str, dict[str, Any]] = {}
     for planned in plan.replicas:

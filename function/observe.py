@@ -4,10 +4,11 @@ Observed resources arrive as protobuf Structs (or dicts in tests), touching
 only the fields below, so the cost per resource is a handful of lookups rather
 than a conversion of the whole object. Dicts are read through the
 Mapping/Sequence protocols; Structs and ListValues are read straight from their
-`fields`/`values` with `WhichOneof`, which returns exactly what the Mapping
-protocol would (Struct.__getitem__) at a fraction of the cost: at thousands of
-replicas these lookups are most of the work of reading a request. Every field
-is optional and any field may hold the wrong type: such data reads as unknown
+`fields`/`values` (`string_value` or `struct_value` first, `WhichOneof` only when
+that does not settle the kind), which gives exactly what the Mapping protocol
+would (Struct.__getitem__) at a fraction of the cost: at thousands of replicas
+these lookups are most of the work of reading a request. Every field is
+optional and any field may hold the wrong type: such data reads as unknown
 (None), never as a reason to act.
 """
 
@@ -17,8 +18,8 @@ import dataclasses
 import functools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import islice
 from datetime import UTC, datetime
+from itertools import islice
 from typing import Any
 
 from google.protobuf import struct_pb2
@@ -33,7 +34,7 @@ _NUMBER = (int, float)  # a tuple: `int | float` would build a union on every ca
 
 
 def _value(value: struct_pb2.Value) -> Any:
-    """A Struct Value as Struct.__getitem__ returns it: str, float, bool, None, Struct, ListValue."""
+    """A Value as Struct.__getitem__ returns it: str, float, bool, None, Struct or ListValue."""
     kind = value.WhichOneof("kind")
     if kind is None:
         raise ValueError("Value not set")
@@ -186,7 +187,7 @@ def _quick(cls: type) -> Callable[..., Any]:
     def make(**values: Any) -> Any:
         if len(values) != count:
             raise TypeError(f"{cls.__name__} needs all of its {count} fields")
-        made = new(cls)
+        made: Any = new(cls)
         made.__dict__.update(values)
         return made
 

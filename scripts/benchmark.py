@@ -11,21 +11,34 @@ by FunctionRunner on a real grpc.aio server on loopback (fixed clock); the floor
 is the same request parsed, every observed resource copied into the response
 (CopyFrom) and the response serialised, with the same SDK and protobuf.
 
-Profile findings (pyinstrument, N = 1000), and what was done about them:
-- Reading observed resources through the Mapping protocol of Struct wraps every
-  value in Python objects; reading `fields` with WhichOneof directly is several
-  times cheaper and returns the same values (function/observe.py).
-- Building every desired replica as a dict and converting it with
-  Struct.update cost more than the rest of the call: the first replica and
-  endpoint of each revision are written once and the others are C-level
-  copies (CopyFrom) with only name, index label, annotations and URL set
-  (function/fn.py, write_composed). tests/test_fast_paths.py checks the bytes
-  are identical to the straightforward path.
+Function and floor calls alternate in one process pinned to one CPU, so both
+see the same machine. Results, machine and the full notes: docs/benchmark.md.
+
+Profile findings (pyinstrument at N = 1000, callgrind instruction counts at
+N = 300), and what was done about them:
+- Writing: building every desired replica as a dict and converting it with
+  Struct.update was 44% of the call. The first replica and endpoint of each
+  revision are written once and the others are C-level copies (CopyFrom) with
+  only name, index label, annotations and URL set (function/fn.py,
+  write_composed); dicts met again (a revision's spec) are copied, not
+  converted again. tests/test_fast_paths.py checks the bytes are identical to
+  the straightforward path.
+- Reading: the Mapping protocol of Struct was 42% of the call (a double
+  lookup per key, values wrapped in Python objects). Reading `fields` directly,
+  `string_value`/`struct_value` first and WhichOneof only when needed, returns
+  the same values; each field is read once (function/observe.py).
+- Frozen dataclass __init__ (object.__setattr__ per field) was a fifth of
+  reading a replica, strftime more than most field reads; both have cheaper
+  equivalents that give the same objects and text.
 - Python's cyclic garbage collector ran full collections during a call (tens
-  of thousands of short-lived objects): paused for the length of one call.
-- Frozen dataclass __init__ and strftime showed up per replica; both have
-  cheaper equivalents that give the same objects and text.
-- The planner's own work (classify, plan) is linear and a small share.
+  of thousands of short-lived objects), a sixth of the call at N = 1000: it is
+  paused for the length of one call.
+- After: parsing 19%, reading 32%, planning 18%, writing 24%, serialising 6%
+  of 194 M instructions per call (floor: 90 M; before: 414 M). What remains is
+  about a hundred field accesses per replica to read it and twenty to write
+  it, each a C call that makes and drops a Python wrapper. No quadratic loop
+  in plan.py or classify.py; classify's frozen Replica construction is their
+  largest cost per replica.
 """
 
 from __future__ import annotations
@@ -191,7 +204,8 @@ def build_state(n: int, now: datetime = NOW) -> dict[str, Any]:
                      "lastTransitionTime": ts(ready_at)},
                     synced(created),
                 ],
-                "health": {"state": "Healthy", "lastProbeTime": ts(now - timedelta(seconds=1 + index % 9)),
+                "health": {"state": "Healthy",
+                           "lastProbeTime": ts(now - timedelta(seconds=1 + index % 9)),
                            "consecutiveFailures": 0},
                 "address": {"url": url},
             }
@@ -371,12 +385,13 @@ def runner_for(mode: str) -> Any:
     return FunctionRunner(clock=lambda: NOW) if mode == "function" else FloorRunner()
 
 
-async def interleaved(payload: bytes, budget: float, min_calls: int,
-                      max_calls: int) -> dict[str, dict[str, Any]]:
-    """Alternate function and floor calls, each on its own loopback server, same options.
+async def interleaved(payloads: dict[int, bytes], budget: float, min_calls: int,
+                      max_calls: int) -> dict[tuple[int, str], dict[str, Any]]:
+    """Alternate function and floor calls (and sizes), each runner on its own server.
 
-    Alternating makes both see the same machine: on a shared host the load
-    changes from one second to the next.
+    Both runners serve on loopback with the same options. Alternating makes every
+    (size, runner) see the same machine: on a shared host the load changes from
+    one second to the next. Results are keyed by (size, mode).
     """
     servers, calls, found = [], {}, {}
     try:
@@ -389,25 +404,37 @@ async def interleaved(payload: bytes, budget: float, min_calls: int,
             channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=client_options())
             await channel.channel_ready()
             calls[mode] = (channel, channel.unary_unary(METHOD))
-            reply = await calls[mode][1](payload)  # warm-up
-            found[mode] = {"rsp_bytes": len(reply), "wall": [], "cpu": []}
+            for n, payload in payloads.items():
+                reply = await calls[mode][1](payload)  # warm-up
+                found[n, mode] = {"rsp_bytes": len(reply), "wall": [], "cpu": []}
         started = time.perf_counter()
         while True:
-            done = len(found["floor"]["wall"])
+            done = min(len(samples["wall"]) for samples in found.values())
             if done >= max_calls or (done >= min_calls
                                      and time.perf_counter() - started >= budget):
                 break
-            for mode in MODES:
-                wall, cpu = time.perf_counter(), time.process_time()
-                await calls[mode][1](payload)
-                found[mode]["cpu"].append(time.process_time() - cpu)
-                found[mode]["wall"].append(time.perf_counter() - wall)
+            for n, payload in payloads.items():
+                for mode in MODES:
+                    wall, cpu = time.perf_counter(), time.process_time()
+                    await calls[mode][1](payload)
+                    found[n, mode]["cpu"].append(time.process_time() - cpu)
+                    found[n, mode]["wall"].append(time.perf_counter() - wall)
     finally:
         for channel, _ in calls.values():
             await channel.close()
         for server in servers:
             await server.stop(None)
     return found
+
+
+def growth_worker(small: int, large: int, budget: float, pin: bool) -> dict[str, float]:
+    """time(large)/time(small) for function and floor, the two sizes measured alternately."""
+    if pin:
+        pin_to_one_cpu()
+    payloads = {n: build_request(n).SerializeToString() for n in (small, large)}
+    found = asyncio.run(interleaved(payloads, budget, min_calls=5, max_calls=1000))
+    return {mode: statistics.median(found[large, mode]["wall"])
+            / statistics.median(found[small, mode]["wall"]) for mode in MODES}
 
 
 def direct(payload: bytes, repeats: int) -> dict[str, float]:
@@ -450,14 +477,14 @@ def timing_worker(n: int, budget: float, pin: bool) -> dict[str, Any]:
     fatal = [r.message for r in rsp.results if r.severity == fnv1.SEVERITY_FATAL]
     if fatal:
         raise SystemExit(f"N={n}: the function returned Fatal: {fatal[0]}")
-    found = asyncio.run(interleaved(payload, budget, min_calls=5, max_calls=1000))
-    direct_ms = direct(payload, repeats=max(3, min(len(found["floor"]["wall"]), 15)))
+    found = asyncio.run(interleaved({n: payload}, budget, min_calls=5, max_calls=1000))
+    direct_ms = direct(payload, repeats=max(3, min(len(found[n, "floor"]["wall"]), 15)))
     out: dict[str, Any] = {"n": n, "req_bytes": len(payload),
                            "resources": len(rsp.desired.resources)}
     for mode in MODES:
-        wall, cpu = found[mode]["wall"], found[mode]["cpu"]
+        wall, cpu = found[n, mode]["wall"], found[n, mode]["cpu"]
         out[mode] = {
-            "rsp_bytes": found[mode]["rsp_bytes"],
+            "rsp_bytes": found[n, mode]["rsp_bytes"],
             "calls": len(wall),
             "median_ms": statistics.median(wall) * 1000,
             "p99_ms": percentile(wall, 0.99) * 1000,
@@ -557,7 +584,8 @@ def console_script_check(n: int, budget: float) -> list[str]:
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    out = ["| N | req size | rsp size | median ms | p99 ms | calls/s | peak MB | floor ms | ratio |",
+    out = ["| N | req size | rsp size | median ms | p99 ms | calls/s | peak MB | floor ms "
+           "| ratio |",
            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for row in rows:
         fn, floor = row["function"], row["floor"]
@@ -628,9 +656,14 @@ def main() -> None:
     parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--mode", default="function", help=argparse.SUPPRESS)
     parser.add_argument("--memory", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--growth", help=argparse.SUPPRESS)
     args = parser.parse_args()
     pin = not args.no_pin
 
+    if args.growth:
+        small, large = (int(n) for n in args.growth.split(","))
+        print(json.dumps(growth_worker(small, large, args.budget or 3.0, pin)))
+        return
     if args.worker is not None:
         if args.memory:
             print(json.dumps(memory_worker(args.worker, args.mode, pin)))
@@ -655,10 +688,11 @@ def main() -> None:
     print(table(rows))
     print()
     print(details(rows))
-    by_n = {row["n"]: row["function"] for row in rows}
-    if 1000 in by_n and 3000 in by_n:
-        print(f"\ntime(3000)/time(1000) = "
-              f"{by_n[3000]['median_ms'] / by_n[1000]['median_ms']:.2f} (target <= 3.3)")
+    if 1000 in sizes and 3000 in sizes:
+        growth = run_worker("--growth", "1000,3000", "--budget", str(budget),
+                            *([] if pin else ["--no-pin"]))
+        print(f"\ntime(3000)/time(1000) = {growth['function']:.2f} (target <= 3.3; the "
+              f"floor's own: {growth['floor']:.2f}), the two sizes measured alternately")
     if not args.quick:
         print()
         print("\n".join(console_script_check(max(sizes), min(budget, 3.0))))
