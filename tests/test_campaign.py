@@ -21,7 +21,7 @@ from pathlib import Path
 from function import naming
 from tests import invariants
 from tests.fixtures import blue_green, deployment, rolling
-from tests.sim import FAMILIES, STRATEGIES, run_campaign
+from tests.sim import FAMILIES, STRATEGIES, run_campaign, stable_on
 from tests.world import Fate, World
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,13 +66,7 @@ def test_the_campaign_script(tmp_path):
 # --- what the campaign found ------------------------------------------------------------------
 
 
-def settled_on(revision: str, n: int):
-    def done(world: World) -> bool:
-        return (world.status.get("phase") == "Stable"
-                and world.status.get("currentRevision") == revision
-                and world.replicas() == world.replicas(revision)
-                and len(world.replicas(revision)) == n)
-    return done
+settled_on = stable_on  # the campaign's own notion of a settled rollout
 
 
 def main_route_revisions(step) -> set[str]:

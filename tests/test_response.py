@@ -74,15 +74,18 @@ REPLICA_SPEC = {
 }
 
 
+def labels(index: int) -> dict[str, str]:
+    return {"serving.rollout.dev/deployment": "qwen", "serving.rollout.dev/revision": "v1",
+            "serving.rollout.dev/replica-index": str(index),
+            "serving.rollout.dev/template-hash": HASH}
+
+
 def replica_desired(index: int, since: str, ready: bool) -> dict[str, Any]:
     return {"resource": {
         "apiVersion": "serving.rollout.dev/v1alpha1", "kind": "ModelReplica",
         "metadata": {
             "name": f"qwen-v1-{index}",
-            "labels": {"serving.rollout.dev/deployment": "qwen",
-                       "serving.rollout.dev/revision": "v1",
-                       "serving.rollout.dev/replica-index": str(index),
-                       "serving.rollout.dev/template-hash": HASH},
+            "labels": labels(index),
             "annotations": {"serving.rollout.dev/desired-since": since},
         },
         "spec": REPLICA_SPEC,
@@ -94,10 +97,7 @@ def endpoint_desired(index: int, ready: bool) -> dict[str, Any]:
         "apiVersion": "serving.rollout.dev/v1alpha1", "kind": "ModelEndpoint",
         "metadata": {
             "name": f"qwen-v1-{index}",
-            "labels": {"serving.rollout.dev/deployment": "qwen",
-                       "serving.rollout.dev/revision": "v1",
-                       "serving.rollout.dev/replica-index": str(index),
-                       "serving.rollout.dev/template-hash": HASH},
+            "labels": labels(index),
         },
         "spec": {"replica": f"qwen-v1-{index}", "revision": "v1", "port": 8000.0,
                  "url": f"http://10.0.0.{index}:8000"},
