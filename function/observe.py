@@ -14,6 +14,7 @@ optional and any field may hold the wrong type: such data reads as unknown
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -247,7 +248,6 @@ _condition_of = _quick(Condition)
 class Health:
     state: str | None
     last_probe_time: datetime | None
-    consecutive_failures: int | None
 
 
 @dataclass(frozen=True)
@@ -263,7 +263,6 @@ class ObservedReplica:
     ready: Condition | None = None
     health: Health | None = None
     failed: bool = False
-    message: str | None = None
     url: str | None = None
     malformed: bool = False  # status present but not of the expected shape: unknown, not failed
     raw_spec: Any = None  # kept by reference; copied only for revisions missing from the spec
@@ -271,10 +270,6 @@ class ObservedReplica:
     @property
     def is_ready(self) -> bool:
         return self.ready is not None and self.ready.status == "True"
-
-    @property
-    def engine_port(self) -> int | None:
-        return as_int(get_path(self.raw_spec, "engine", "port"))
 
 
 @dataclass(frozen=True)
@@ -327,7 +322,15 @@ class Observed:
 
 
 def read_replica(key: str, revision: str, index: int, resource: Any) -> ObservedReplica:
-    # Each field is read once: at thousands of replicas every lookup counts.
+    if type(resource) is _STRUCT:
+        read = _read_replica_struct(key, revision, index, resource.fields)
+        if read is not None:
+            return read
+    return _read_replica(key, revision, index, resource)
+
+
+def _read_replica(key: str, revision: str, index: int, resource: Any) -> ObservedReplica:
+    """read_replica for any shape of data: every field is checked for its type."""
     fields = _fields_of(resource)
     metadata = _map_at(fields, "metadata")
     annotations = _map_at(metadata, "annotations")
@@ -362,10 +365,8 @@ def read_replica(key: str, revision: str, index: int, resource: Any) -> Observed
         else _health_of(
             state=as_str(state),
             last_probe_time=as_time(probed),
-            consecutive_failures=as_int(_at(health, "consecutiveFailures")),
         ),
         failed=phase == "Failed",
-        message=as_str(_text_at(status, "message")),
         url=as_str(_text_at(address, "url")),
         malformed=malformed,
         raw_spec=_at(fields, "spec"),
@@ -395,6 +396,119 @@ def _scan_conditions(conditions: Any, kind: str) -> tuple[Condition | None, bool
     return found, False
 
 
+class _Irregular(Exception):
+    """A field read by the regular-shape readers is not of the usual kind."""
+
+
+def _string(value: struct_pb2.Value) -> str:
+    """A Value holding a non-empty string; anything else is irregular."""
+    text = value.string_value
+    if not text:
+        raise _Irregular
+    return text
+
+
+def _object(value: struct_pb2.Value) -> Any:
+    """The fields of a Value holding a non-empty Struct; anything else is irregular."""
+    fields = value.struct_value.fields
+    if not fields:
+        raise _Irregular
+    return fields
+
+
+def _read_replica_struct(key: str, revision: str, index: int,
+                         fields: Any) -> ObservedReplica | None:
+    """_read_replica of a Struct of the usual shape; None when it is not.
+
+    Almost every observed replica has the usual shape: text where text is
+    expected, non-empty objects where objects are. Reading that shape needs no
+    type checks beyond string_value/struct_value being non-empty, and no second
+    look-up per field. Anything else (an empty string or object, a number where
+    text belongs, an absent list) is left to _read_replica, so the result is
+    the same either way.
+    """
+    try:
+        return _read_regular_replica(key, revision, index, fields)
+    except _Irregular:
+        return None
+
+
+def _read_regular_replica(key: str, revision: str, index: int, fields: Any) -> ObservedReplica:
+    created = desired_since = draining_since = drain_seconds = template_hash = None
+    if "metadata" in fields:
+        metadata = _object(fields["metadata"])
+        if "creationTimestamp" in metadata:
+            created = as_time(_string(metadata["creationTimestamp"]))
+        if "annotations" in metadata:
+            annotations = _object(metadata["annotations"])
+            if naming.ANNOTATION_DESIRED_SINCE in annotations:
+                desired_since = as_time(_string(annotations[naming.ANNOTATION_DESIRED_SINCE]))
+            if naming.ANNOTATION_DRAINING_SINCE in annotations:
+                draining_since = as_time(_string(annotations[naming.ANNOTATION_DRAINING_SINCE]))
+            if naming.ANNOTATION_DRAIN_SECONDS in annotations:
+                drain_seconds = _int_text(_string(annotations[naming.ANNOTATION_DRAIN_SECONDS]))
+        if "labels" in metadata:
+            labels = _object(metadata["labels"])
+            if naming.LABEL_TEMPLATE_HASH in labels:
+                template_hash = _string(labels[naming.LABEL_TEMPLATE_HASH])
+    ready = health = url = None
+    failed = False
+    if "status" in fields:
+        status = _object(fields["status"])
+        if "conditions" in status:
+            ready = _regular_condition(_regular_list(status["conditions"]), "Ready")
+        if "health" in status:
+            health = _regular_health(_object(status["health"]))
+        if "address" in status:
+            address = _object(status["address"])
+            if "url" in address:
+                url = _string(address["url"])
+        if "phase" in status:
+            failed = _string(status["phase"]) == "Failed"
+    return _replica_of(
+        key=key,
+        revision=revision,
+        index=index,
+        created=created,
+        desired_since=desired_since,
+        draining_since=draining_since,
+        drain_seconds=drain_seconds,
+        template_hash=template_hash,
+        ready=ready,
+        health=health,
+        failed=failed,
+        url=url,
+        malformed=False,
+        raw_spec=_value(fields["spec"]) if "spec" in fields else None,
+    )
+
+
+def _regular_condition(entries: Any, kind: str) -> Condition | None:
+    """The first condition of type kind in a list of usual conditions."""
+    found = None
+    for entry in entries:
+        fields = _object(entry)
+        named = _string(fields["type"]) if "type" in fields else None
+        status = _string(fields["status"]) if "status" in fields else None
+        if found is None and named == kind:
+            found = _condition_of(
+                status=status,
+                reason=_string(fields["reason"]) if "reason" in fields else None,
+                message=_string(fields["message"]) if "message" in fields else None,
+                last_transition_time=as_time(_string(fields["lastTransitionTime"]))
+                if "lastTransitionTime" in fields else None,
+            )
+    return found
+
+
+def _regular_health(fields: Any) -> Health:
+    return _health_of(
+        state=_string(fields["state"]) if "state" in fields else None,
+        last_probe_time=as_time(_string(fields["lastProbeTime"]))
+        if "lastProbeTime" in fields else None,
+    )
+
+
 def _int_text(value: Any) -> int | None:
     if isinstance(value, str) and value.isdigit() and len(value) <= 9:
         return int(value)
@@ -402,6 +516,33 @@ def _int_text(value: Any) -> int | None:
 
 
 def read_endpoint(key: str, revision: str, index: int, resource: Any) -> ObservedEndpoint:
+    if type(resource) is _STRUCT:
+        with contextlib.suppress(_Irregular):
+            return _read_regular_endpoint(key, revision, index, resource.fields)
+    return _read_endpoint(key, revision, index, resource)
+
+
+def _read_regular_endpoint(key: str, revision: str, index: int, fields: Any) -> ObservedEndpoint:
+    """_read_endpoint of a Struct of the usual shape (see _read_replica_struct)."""
+    backend = None
+    ready = False
+    if "status" in fields:
+        status = _object(fields["status"])
+        if "routing" in status:
+            routing = _object(status["routing"])
+            if "backendName" in routing:
+                backend = _string(routing["backendName"])
+        if "conditions" in status:
+            for entry in _regular_list(status["conditions"]):
+                condition = _object(entry)
+                if "type" in condition and _string(condition["type"]) == "Ready":
+                    ready = "status" in condition and _string(condition["status"]) == "True"
+                    break
+    return _endpoint_of(key=key, revision=revision, index=index, backend_name=backend,
+                        ready=ready)
+
+
+def _read_endpoint(key: str, revision: str, index: int, resource: Any) -> ObservedEndpoint:
     status = _map_at(_fields_of(resource), "status")
     backend = as_str(_text_at(_map_at(status, "routing"), "backendName"))
     return _endpoint_of(
@@ -425,7 +566,40 @@ def read_route(resource: Any) -> ObservedRoute:
     return ObservedRoute(accepted=accepted, backends=frozenset(_backend_names(resource)))
 
 
-def _backend_names(resource: Any) -> Iterator[str]:
+def _backend_names(resource: Any) -> Iterable[str]:
+    if type(resource) is _STRUCT:
+        with contextlib.suppress(_Irregular):
+            return _regular_backend_names(resource.fields)
+    return _any_backend_names(resource)
+
+
+def _regular_backend_names(fields: Any) -> list[str]:
+    """_any_backend_names of a Struct of the usual shape (see _read_replica_struct)."""
+    if "spec" not in fields:
+        return []
+    spec = _object(fields["spec"])
+    if "rules" not in spec:
+        return []
+    names = []
+    for rule in _regular_list(spec["rules"]):
+        fields = _object(rule)
+        if "backendRefs" in fields:
+            for ref in _regular_list(fields["backendRefs"]):
+                ref_fields = _object(ref)
+                if "name" in ref_fields:
+                    names.append(_string(ref_fields["name"]))
+    return names
+
+
+def _regular_list(value: struct_pb2.Value) -> Any:
+    """The values of a Value holding a non-empty list; anything else is irregular."""
+    values = value.list_value.values
+    if not values:
+        raise _Irregular
+    return values
+
+
+def _any_backend_names(resource: Any) -> Iterator[str]:
     for rule in _elements(get_path(resource, "spec", "rules")) or ():
         for ref in _elements(get(rule, "backendRefs")) or ():
             name = get(ref, "name")

@@ -315,7 +315,7 @@ def test_wrong_types_read_as_unknown_in_the_fast_path(value):
                  ("metadata", "labels", naming.LABEL_TEMPLATE_HASH)]:
         put(body, path, value)
     read = same_replica(body)
-    assert read.created is None and read.url is None and read.message is None
+    assert read.created is None and read.url is None
     assert read.template_hash is None
     assert read.health is not None and read.health.state is None
     if isinstance(value, dict):
