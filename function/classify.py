@@ -23,53 +23,57 @@ class Health(enum.Enum):
     DEGRADED = "Degraded"
 
 
+# The members, as module globals: in Python 3.11 reading `Lifecycle.RUNNING` off
+# the class costs as much as a dict lookup, and classify compares several per replica.
+_PROVISIONING, _RUNNING, _FAILED = Lifecycle.PROVISIONING, Lifecycle.RUNNING, Lifecycle.FAILED
+_NOT_CHECKED, _HEALTHY, _UNHEALTHY, _DEGRADED = (
+    Health.NOT_CHECKED, Health.HEALTHY, Health.UNHEALTHY, Health.DEGRADED)
+
 # Who goes first when replicas must go: lower ranks first.
 _REMOVAL_RANK_RUNNING = {
-    Health.UNHEALTHY: 2,
-    Health.DEGRADED: 3,
-    Health.NOT_CHECKED: 4,
-    Health.HEALTHY: 5,
+    _UNHEALTHY: 2,
+    _DEGRADED: 3,
+    _NOT_CHECKED: 4,
+    _HEALTHY: 5,
 }
 
 
-@dataclass(frozen=True)
+# Not frozen: a frozen dataclass's __init__ sets every field through
+# object.__setattr__, which made building the Replica the largest cost of
+# classifying one. Treat it as read-only all the same: it is a fact about one call.
+@dataclass(slots=True)
 class Replica:
+    """One observed replica, classified.
+
+    key, revision, index, observed_ready, running and draining repeat what
+    observed, lifecycle and draining_since say: the planner reads them several
+    times per replica, and plain attributes cost a fraction of properties at
+    thousands of replicas.
+    """
+
     observed: ObservedReplica
+    key: str
+    revision: str
+    index: int
+    observed_ready: bool  # observed.is_ready
     lifecycle: Lifecycle
+    running: bool  # lifecycle is RUNNING
     health: Health
     draining_since: datetime | None
+    draining: bool  # draining_since is not None
     available: bool
-    serving: bool
+    serving: bool  # available and backend_name is not None
     backend_name: str | None  # what the replica's endpoint publishes for routes
     born: datetime
     ready_since: datetime | None
     next_change: datetime | None  # when time alone will change this classification
 
-    @property
-    def key(self) -> str:
-        return self.observed.key
-
-    @property
-    def revision(self) -> str:
-        return self.observed.revision
-
-    @property
-    def index(self) -> int:
-        return self.observed.index
-
-    @property
-    def running(self) -> bool:
-        return self.lifecycle is Lifecycle.RUNNING
-
-    @property
-    def draining(self) -> bool:
-        return self.draining_since is not None
-
     def removal_rank(self) -> tuple[int, int]:
         """Sort key for removal: Failed, Provisioning, then Running by health; newest first."""
-        if self.lifecycle is Lifecycle.FAILED:
+        lifecycle = self.lifecycle
+        if lifecycle is _FAILED:
             rank = 0
-        elif self.lifecycle is Lifecycle.PROVISIONING:
+        elif lifecycle is _PROVISIONING:
             rank = 1
         else:
             rank = _REMOVAL_RANK_RUNNING[self.health]
@@ -93,81 +97,107 @@ def classify(
     now: datetime,
 ) -> Replica:
     """Lifecycle, health, availability and serving state of one observed replica."""
-    born = observed.created or observed.desired_since or now
-    ready = observed.ready
-    changes: list[datetime] = []
+    return Classifier(spec, health_check, now).classify(observed, endpoint)
 
-    if observed.failed:
-        lifecycle = Lifecycle.FAILED
-    elif observed.is_ready:
-        lifecycle = Lifecycle.RUNNING
-    elif observed.malformed:
-        # Unreadable status says nothing about the replica: never time it out for that.
-        lifecycle = Lifecycle.PROVISIONING
-    else:
-        # Counted from the later of creation and the last Ready transition, so a
-        # replica that lost readiness gets a fresh warm-up budget before it is Failed.
-        since = born
-        if ready is not None and ready.last_transition_time and ready.last_transition_time > since:
-            since = ready.last_transition_time
-        deadline = since + timedelta(seconds=warmup_budget(health_check))
-        if now >= deadline:
-            lifecycle = Lifecycle.FAILED
+
+class Classifier:
+    """classify() for the replicas of one revision at one `now`.
+
+    The durations and policy it needs are the same for every replica of a
+    revision, so they are worked out once here rather than once per replica.
+    """
+
+    def __init__(self, spec: Spec, health_check: HealthCheck | None, now: datetime) -> None:
+        self.now = now
+        self.checked = health_check is not None
+        self.warmup = timedelta(seconds=warmup_budget(health_check))
+        self.stale = timedelta(seconds=stale_after(spec, health_check))
+        self.min_ready = timedelta(seconds=spec.min_ready_seconds)
+        # Only then does a probe going stale change what the planner does.
+        self.watch_stale = "Degraded" in spec.health_policy.cleanup_target_statuses
+
+    def classify(self, observed: ObservedReplica, endpoint: ObservedEndpoint | None) -> Replica:
+        now = self.now
+        born = observed.created or observed.desired_since or now
+        ready = observed.ready
+        is_ready = observed.is_ready
+        draining_since = observed.draining_since
+        changes: list[datetime] = []
+
+        if observed.failed:
+            lifecycle = _FAILED
+        elif is_ready:
+            lifecycle = _RUNNING
+        elif observed.malformed:
+            # Unreadable status says nothing about the replica: never time it out for that.
+            lifecycle = _PROVISIONING
         else:
-            lifecycle = Lifecycle.PROVISIONING
-            changes.append(deadline)
-
-    health = Health.NOT_CHECKED
-    ready_since = None
-    if lifecycle is Lifecycle.RUNNING:
-        ready_since = (ready.last_transition_time if ready else None) or born
-        health = _health(observed, spec, health_check, now, changes)
-
-    draining_since = observed.draining_since
-    available = False
-    if lifecycle is Lifecycle.RUNNING and draining_since is None:
-        healthy_enough = (
-            health in (Health.HEALTHY, Health.DEGRADED)
-            if health_check is not None
-            else health is not Health.UNHEALTHY
-        )
-        if healthy_enough and ready_since is not None:
-            min_ready_end = ready_since + timedelta(seconds=spec.min_ready_seconds)
-            if now >= min_ready_end:
-                available = True
+            # Counted from the later of creation and the last Ready transition, so a
+            # replica that lost readiness gets a fresh warm-up budget before it is Failed.
+            since = born
+            if (ready is not None and ready.last_transition_time
+                    and ready.last_transition_time > since):
+                since = ready.last_transition_time
+            deadline = since + self.warmup
+            if now >= deadline:
+                lifecycle = _FAILED
             else:
-                changes.append(min_ready_end)
+                lifecycle = _PROVISIONING
+                changes.append(deadline)
 
-    backend_name = endpoint.backend_name if endpoint is not None else None
-    serving = available and backend_name is not None
-    return Replica(
-        observed=observed,
-        lifecycle=lifecycle,
-        health=health,
-        draining_since=draining_since,
-        available=available,
-        serving=serving,
-        backend_name=backend_name,
-        born=born,
-        ready_since=ready_since,
-        next_change=min(changes) if changes else None,
-    )
+        health = _NOT_CHECKED
+        ready_since = None
+        available = False
+        if lifecycle is _RUNNING:
+            ready_since = (ready.last_transition_time if ready else None) or born
+            health = self.health(observed, changes)
+            if draining_since is None:
+                available = self.available_after_min_ready(health, ready_since, changes)
 
+        backend_name = endpoint.backend_name if endpoint is not None else None
+        return Replica(
+            observed=observed,
+            key=observed.key,
+            revision=observed.revision,
+            index=observed.index,
+            observed_ready=is_ready,
+            lifecycle=lifecycle,
+            running=lifecycle is _RUNNING,
+            health=health,
+            draining_since=draining_since,
+            draining=draining_since is not None,
+            available=available,
+            serving=available and backend_name is not None,
+            backend_name=backend_name,
+            born=born,
+            ready_since=ready_since,
+            next_change=min(changes) if changes else None,
+        )
 
-def _health(
-    observed: ObservedReplica,
-    spec: Spec,
-    health_check: HealthCheck | None,
-    now: datetime,
-    changes: list[datetime],
-) -> Health:
-    data = observed.health
-    if data is None or data.state not in ("Healthy", "Unhealthy"):
-        return Health.NOT_CHECKED
-    if data.last_probe_time is not None:
-        stale_at = data.last_probe_time + timedelta(seconds=stale_after(spec, health_check))
-        if now >= stale_at:
-            return Health.DEGRADED
-        if "Degraded" in spec.health_policy.cleanup_target_statuses:
-            changes.append(stale_at)
-    return Health.HEALTHY if data.state == "Healthy" else Health.UNHEALTHY
+    def health(self, observed: ObservedReplica, changes: list[datetime]) -> Health:
+        data = observed.health
+        if data is None or data.state not in ("Healthy", "Unhealthy"):
+            return _NOT_CHECKED
+        if data.last_probe_time is not None:
+            stale_at = data.last_probe_time + self.stale
+            if self.now >= stale_at:
+                return _DEGRADED
+            if self.watch_stale:
+                changes.append(stale_at)
+        return _HEALTHY if data.state == "Healthy" else _UNHEALTHY
+
+    def available_after_min_ready(self, health: Health, ready_since: datetime,
+                                  changes: list[datetime]) -> bool:
+        """A Running, non-draining replica healthy enough and Ready for minReadySeconds."""
+        healthy_enough = (
+            health in (_HEALTHY, _DEGRADED)
+            if self.checked
+            else health is not _UNHEALTHY
+        )
+        if not healthy_enough:
+            return False
+        min_ready_end = ready_since + self.min_ready
+        if self.now >= min_ready_end:
+            return True
+        changes.append(min_ready_end)
+        return False

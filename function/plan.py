@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from function import naming, rollout
-from function.classify import Health, Lifecycle, Replica, classify
+from function.classify import Classifier, Health, Lifecycle, Replica
 from function.observe import Observed, PriorStatus, get, to_plain
 from function.spec import (
     BLUE_GREEN,
@@ -94,7 +94,7 @@ class PlannedReplica:
 
     @property
     def observed_ready(self) -> bool:
-        return self.replica is not None and self.replica.observed.is_ready
+        return self.replica is not None and self.replica.observed_ready
 
     @property
     def has_endpoint(self) -> bool:
@@ -171,9 +171,9 @@ def unlisted_revision(name: str, raw_spec: object) -> RevisionInfo:
     """A revision gone from spec.revisions, known only from a replica's observed spec."""
     port = DEFAULT_PORT
     raw_port = get(get(raw_spec, "engine"), "port")
-    if isinstance(raw_port, int | float) and not isinstance(raw_port, bool):
-        if float(raw_port).is_integer() and 1 <= raw_port <= 65535:
-            port = int(raw_port)
+    if (isinstance(raw_port, int | float) and not isinstance(raw_port, bool)
+            and float(raw_port).is_integer() and 1 <= raw_port <= 65535):
+        port = int(raw_port)
     health_check = None
     raw_check = get(raw_spec, "healthCheck")
     if raw_check is not None:
@@ -350,11 +350,7 @@ class _Book:
 def plan(spec: Spec, prior: PriorStatus, observed: Observed, xr_name: str,
          now: datetime) -> Plan:
     infos = revision_infos(spec, observed)
-    replicas = [
-        classify(o, observed.endpoints.get((o.revision, o.index)), spec,
-                 infos[o.revision].health_check, now)
-        for o in observed.replicas
-    ]
+    replicas = classify_all(spec, observed, infos, now)
     events: list[Event] = []
     report_in_place_edits(replicas, infos, events)
 
@@ -393,6 +389,7 @@ def plan(spec: Spec, prior: PriorStatus, observed: Observed, xr_name: str,
         else:
             failure = rollout_failure(spec, state, d_replicas, now)
             if failure is None:
+                assert state.last_progress is not None  # set by track_progress
                 deadline_timer = state.last_progress + timedelta(
                     seconds=spec.progress_deadline_seconds)
             elif state.current is not None:
@@ -415,13 +412,24 @@ def plan(spec: Spec, prior: PriorStatus, observed: Observed, xr_name: str,
                   [t for t in (deadline_timer, promote_timer) if t is not None])
 
 
+def classify_all(spec: Spec, observed: Observed, infos: dict[str, RevisionInfo],
+                 now: datetime) -> list[Replica]:
+    """Every observed replica classified, with one Classifier per revision."""
+    classifiers = {name: Classifier(spec, info.health_check, now)
+                   for name, info in infos.items()}
+    endpoints = observed.endpoints
+    return [classifiers[o.revision].classify(o, endpoints.get((o.revision, o.index)))
+            for o in observed.replicas]
+
+
 def report_in_place_edits(replicas: list[Replica], infos: dict[str, RevisionInfo],
                           events: list[Event]) -> None:
+    expected = {name: info.template_hash for name, info in infos.items()}
     edited = sorted({
         r.revision for r in replicas
         if r.observed.template_hash is not None
-        and infos[r.revision].template_hash is not None
-        and r.observed.template_hash != infos[r.revision].template_hash
+        and expected[r.revision] is not None
+        and r.observed.template_hash != expected[r.revision]
     })
     for name in edited:
         events.append(Event(Severity.WARNING,
@@ -447,7 +455,8 @@ def track_progress(state: RevisionState, prior: PriorStatus, d_replicas: list[Re
 
 def rollout_failure(spec: Spec, state: RevisionState, d_replicas: list[Replica],
                     now: datetime) -> str | None:
-    if d_replicas and all(r.lifecycle is Lifecycle.FAILED for r in d_replicas):
+    failed = Lifecycle.FAILED
+    if d_replicas and all(r.lifecycle is failed for r in d_replicas):
         return REASON_REVISION_FAILED
     assert state.last_progress is not None
     if now >= state.last_progress + timedelta(seconds=spec.progress_deadline_seconds):
@@ -580,14 +589,17 @@ def keep_wanted(book: _Book, spec: Spec, replicas: list[Replica],
     evicted replicas that still Serve: those leave only as their replacements'
     capacity allows.
     """
-    cleanup = spec.health_policy.cleanup_target_statuses
+    # Members compared by identity, read once: Health.value and Lifecycle.FAILED
+    # are each slower to read in Python 3.11 than the rest of a replica's test.
+    cleanup = tuple(h for h in Health if h.value in spec.health_policy.cleanup_target_statuses)
+    failed = Lifecycle.FAILED
     alive: list[Replica] = []
     reclaimable: list[Replica] = []
     evicted_serving: list[Replica] = []
     for replica in replicas:
-        if replica.lifecycle is Lifecycle.FAILED:
+        if replica.lifecycle is failed:
             continue
-        evicted = replica.running and replica.health.value in cleanup
+        evicted = replica.running and replica.health in cleanup
         if evicted and replica.serving:
             evicted_serving.append(replica)
         elif evicted:
@@ -671,17 +683,8 @@ def finish(spec: Spec, prior: PriorStatus, state: RevisionState, book: _Book,
            infos: dict[str, RevisionInfo], events: list[Event], unavailable: int,
            awaiting: bool, timers: list[datetime]) -> Plan:
     n = spec.replicas
-    planned = sorted(book.kept.values(),
-                     key=lambda p: (spec.revision_order(p.revision), p.revision, p.index))
-    rolling = state.strategy == ROLLING_UPDATE
-    for p in planned:
-        serving = p.replica is not None and p.replica.serving and not p.draining
-        p.main_routed = serving and (rolling or p.revision == state.current)
-        p.preview_routed = serving and p.revision == state.deploying
-
-    endpoints = book_endpoints(book)
-    main = [backend(p, infos, endpoints) for p in planned if p.main_routed]
-    preview = [backend(p, infos, endpoints) for p in planned if p.preview_routed]
+    planned = in_spec_order(spec, list(book.kept.values()))
+    main, preview = route_replicas(planned, state, infos)
     route = spec.route
     main_backends = main if route is not None else None
     preview_backends = preview if (route is not None and route.preview is not None
@@ -691,30 +694,15 @@ def finish(spec: Spec, prior: PriorStatus, state: RevisionState, book: _Book,
     for b in main:
         weights[b.revision] += b.weight
     percentages = rollout.traffic_percentages(weights)
-    rows = []
-    for name in sorted({p.revision for p in planned},
-                       key=lambda r: (spec.revision_order(r), r)):
-        members = [p for p in planned if p.revision == name]
-        rows.append(RevisionRow(
-            name=name,
-            replicas=len(members),
-            available=sum(1 for p in members if p.replica is not None and p.replica.available
-                          and not p.draining),
-            traffic_weight=percentages.get(name, 0),
-        ))
+    tally = Tally.of(planned, state.deploying or state.current)
+    timers.extend(tally.next_changes)
+    rows = [RevisionRow(name=name, replicas=replicas, available=available,
+                        traffic_weight=percentages.get(name, 0))
+            for name, (replicas, available) in tally.by_revision.items()]
+    counts = ReplicaCounts(desired=n, total=len(planned), ready=tally.ready,
+                           available=tally.available, updated=tally.updated)
 
-    target = state.deploying or state.current
-    counts = ReplicaCounts(
-        desired=n,
-        total=len(planned),
-        ready=sum(1 for p in planned if p.observed_ready),
-        available=sum(1 for p in planned
-                      if p.replica is not None and p.replica.available and not p.draining),
-        updated=sum(1 for p in planned if p.revision == target and not p.draining),
-    )
-
-    serving = sum(1 for p in planned
-                  if p.replica is not None and p.replica.serving and not p.draining)
+    serving = tally.serving
     needed = rollout.minimum_serving(n, unavailable)
     available = serving >= needed
     phase = decide_phase(state, awaiting)
@@ -726,11 +714,6 @@ def finish(spec: Spec, prior: PriorStatus, state: RevisionState, book: _Book,
         routed_condition(spec, main, planned, state),
     ]
 
-    for p in planned:
-        if p.draining and p.draining_since is not None:
-            timers.append(p.draining_since + timedelta(seconds=p.drain_seconds or 0))
-        elif p.replica is not None and p.replica.next_change is not None:
-            timers.append(p.replica.next_change)
     ttl = DEFAULT_TTL_SECONDS
     if timers:
         seconds = (min(timers) - book.now).total_seconds()
@@ -757,17 +740,90 @@ def finish(spec: Spec, prior: PriorStatus, state: RevisionState, book: _Book,
     )
 
 
-def book_endpoints(book: _Book) -> dict[str, str]:
-    """Backend names published by the endpoints of kept replicas, by replica key."""
-    names: dict[str, str] = {}
-    for p in book.kept.values():
-        if p.replica is not None and p.replica.backend_name:
-            names[p.key] = p.replica.backend_name
-    return names
+def in_spec_order(spec: Spec, kept: list[PlannedReplica]) -> list[PlannedReplica]:
+    """Listed revisions in spec order, then unlisted ones by name; by index within each."""
+    order = {name: (spec.revision_order(name), name) for name in {p.revision for p in kept}}
+    return sorted(kept, key=lambda p: (order[p.revision], p.index))
 
 
-def backend(p: PlannedReplica, infos: dict[str, RevisionInfo], names: dict[str, str]) -> Backend:
-    return Backend(name=names[p.key], port=infos[p.revision].port, weight=1, revision=p.revision)
+def route_replicas(planned: list[PlannedReplica], state: RevisionState,
+                   infos: dict[str, RevisionInfo]) -> tuple[list[Backend], list[Backend]]:
+    """Mark what each route carries; its backends in planned order (main, preview).
+
+    A replica is routed when it Serves and is not draining: on the main route
+    under RollingUpdate or when it is of the current revision, on the preview
+    route when it is of the deploying revision.
+    """
+    rolling = state.strategy == ROLLING_UPDATE
+    current, deploying = state.current, state.deploying
+    ports = {name: info.port for name, info in infos.items()}
+    main: list[Backend] = []
+    preview: list[Backend] = []
+    for p in planned:
+        replica = p.replica
+        serving = replica is not None and replica.serving and p.draining_since is None
+        p.main_routed = serving and (rolling or p.revision == current)
+        p.preview_routed = serving and p.revision == deploying
+        if serving:
+            assert replica is not None and replica.backend_name is not None
+            made = backend(replica.backend_name, ports[p.revision], p.revision)
+            if p.main_routed:
+                main.append(made)
+            if p.preview_routed:
+                preview.append(made)
+    return main, preview
+
+
+_new = object.__new__
+
+
+def backend(name: str, port: int, revision: str) -> Backend:
+    """Backend(name, port, 1, revision) without the frozen dataclass __init__, which
+    sets each field through object.__setattr__; one is made per routed replica."""
+    made = _new(Backend)
+    made.__dict__.update(name=name, port=port, weight=1, revision=revision)
+    return made
+
+
+@dataclass
+class Tally:
+    """What the status reports of the planned replicas, counted in one pass."""
+
+    ready: int = 0  # observed Ready
+    available: int = 0  # Available and not draining
+    serving: int = 0  # Serving and not draining
+    updated: int = 0  # of the target revision and not draining
+    by_revision: dict[str, tuple[int, int]] = field(default_factory=dict)  # (replicas, available)
+    next_changes: list[datetime] = field(default_factory=list)  # when time alone changes one
+
+    @classmethod
+    def of(cls, planned: list[PlannedReplica], target: str | None) -> Tally:
+        tally = cls()
+        timers = tally.next_changes
+        replicas: dict[str, int] = defaultdict(int)
+        available: dict[str, int] = defaultdict(int)
+        for p in planned:
+            revision = p.revision
+            replicas[revision] += 1
+            replica = p.replica
+            if replica is not None and replica.observed_ready:
+                tally.ready += 1
+            if p.draining_since is not None:
+                timers.append(p.draining_since + timedelta(seconds=p.drain_seconds or 0))
+                continue
+            if revision == target:
+                tally.updated += 1
+            if replica is None:
+                continue
+            if replica.available:
+                tally.available += 1
+                available[revision] += 1
+            if replica.serving:
+                tally.serving += 1
+            if replica.next_change is not None:
+                timers.append(replica.next_change)
+        tally.by_revision = {name: (count, available[name]) for name, count in replicas.items()}
+        return tally
 
 
 def decide_phase(state: RevisionState, awaiting: bool) -> str:
