@@ -151,16 +151,19 @@ def write_composed(rsp: fnv1.RunFunctionResponse, spec: Spec, result: Plan, obse
         template = replica_templates.get(revision)
         if template is not None and key not in earlier:
             metadata = from_template(target.resource, template, planned.name, planned.index)
-            annotations = metadata["annotations"].struct_value
-            annotations.Clear()
-            writer.update(annotations, replica_annotations(planned))
+            annotations = metadata["annotations"].struct_value.fields  # none in the template
+            for name, text in replica_annotations(planned).items():
+                annotations[name].string_value = text
             label_dict = None
         else:
             label_dict = replica_labels(result, planned, xr_name)
             writer.update(target.resource,
                           replica_body(result, planned, xr_name, fn_input, label_dict, spec_dicts))
             if templated and key not in earlier:
-                replica_templates[revision] = _copy(target.resource)
+                template = replica_templates[revision] = _copy(target.resource)
+                # Annotations differ per replica (draining ones have more): each sets its own.
+                metadata = template.fields["metadata"].struct_value.fields
+                metadata["annotations"].struct_value.Clear()
         target.ready = fnv1.READY_TRUE if planned.observed_ready else fnv1.READY_FALSE
 
         if not planned.has_endpoint:
