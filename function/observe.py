@@ -15,9 +15,8 @@ optional and any field may hold the wrong type: such data reads as unknown
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import islice
@@ -173,29 +172,10 @@ def to_plain(value: Any, depth: int = 0) -> Any:
     return value
 
 
-def _quick(cls: type) -> Callable[..., Any]:
-    """cls(**values) for a frozen dataclass, given every field by name, without its __init__.
-
-    A frozen dataclass's __init__ sets each field through object.__setattr__; for
-    the objects read from a request of thousands of replicas that is a fifth of
-    the reading. The object made is the same. Leaving out a field is a TypeError
-    here, where __init__ would use its default (a misspelt one is an
-    AttributeError on first use).
-    """
-    count = len(dataclasses.fields(cls))
-    new = object.__new__
-
-    def make(**values: Any) -> Any:
-        if len(values) != count:
-            raise TypeError(f"{cls.__name__} needs all of its {count} fields")
-        made: Any = new(cls)
-        made.__dict__.update(values)
-        return made
-
-    return make
-
-
-@dataclass(frozen=True)
+# The observed objects are plain slotted dataclasses, read-only by convention:
+# a frozen dataclass's __init__ sets each field through object.__setattr__, and
+# thousands are made per call. Slots also keep them a quarter of the size.
+@dataclass(slots=True)
 class Condition:
     status: str | None
     reason: str | None = None
@@ -233,7 +213,7 @@ def _condition_status(conditions: Any, kind: str) -> str | None:
 
 def _condition(fields: Any, status: Any) -> Condition:
     """The condition in fields, whose status was read already."""
-    return _condition_of(
+    return Condition(
         status=as_str(status),
         reason=as_str(_text_at(fields, "reason")),
         message=as_str(_text_at(fields, "message")),
@@ -241,16 +221,15 @@ def _condition(fields: Any, status: Any) -> Condition:
     )
 
 
-_condition_of = _quick(Condition)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Health:
     state: str | None
     last_probe_time: datetime | None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ObservedReplica:
     key: str
     revision: str
@@ -272,7 +251,7 @@ class ObservedReplica:
         return self.ready is not None and self.ready.status == "True"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ObservedEndpoint:
     key: str
     revision: str
@@ -281,9 +260,6 @@ class ObservedEndpoint:
     ready: bool
 
 
-_health_of = _quick(Health)
-_replica_of = _quick(ObservedReplica)
-_endpoint_of = _quick(ObservedEndpoint)
 
 
 @dataclass(frozen=True)
@@ -350,7 +326,7 @@ def _read_replica(key: str, revision: str, index: int, resource: Any) -> Observe
                      or not isinstance(phase, _TEXT_OR_NONE)
                      or not isinstance(state, _TEXT_OR_NONE)
                      or not isinstance(probed, _TEXT_OR_NONE))
-    return _replica_of(
+    return ObservedReplica(
         key=key,
         revision=revision,
         index=index,
@@ -362,7 +338,7 @@ def _read_replica(key: str, revision: str, index: int, resource: Any) -> Observe
         ready=ready,
         health=None
         if health is None
-        else _health_of(
+        else Health(
             state=as_str(state),
             last_probe_time=as_time(probed),
         ),
@@ -465,7 +441,7 @@ def _read_regular_replica(key: str, revision: str, index: int, fields: Any) -> O
                 url = _string(address["url"])
         if "phase" in status:
             failed = _string(status["phase"]) == "Failed"
-    return _replica_of(
+    return ObservedReplica(
         key=key,
         revision=revision,
         index=index,
@@ -491,7 +467,7 @@ def _regular_condition(entries: Any, kind: str) -> Condition | None:
         named = _string(fields["type"]) if "type" in fields else None
         status = _string(fields["status"]) if "status" in fields else None
         if found is None and named == kind:
-            found = _condition_of(
+            found = Condition(
                 status=status,
                 reason=_string(fields["reason"]) if "reason" in fields else None,
                 message=_string(fields["message"]) if "message" in fields else None,
@@ -502,7 +478,7 @@ def _regular_condition(entries: Any, kind: str) -> Condition | None:
 
 
 def _regular_health(fields: Any) -> Health:
-    return _health_of(
+    return Health(
         state=_string(fields["state"]) if "state" in fields else None,
         last_probe_time=as_time(_string(fields["lastProbeTime"]))
         if "lastProbeTime" in fields else None,
@@ -538,14 +514,14 @@ def _read_regular_endpoint(key: str, revision: str, index: int, fields: Any) -> 
                 if "type" in condition and _string(condition["type"]) == "Ready":
                     ready = "status" in condition and _string(condition["status"]) == "True"
                     break
-    return _endpoint_of(key=key, revision=revision, index=index, backend_name=backend,
+    return ObservedEndpoint(key=key, revision=revision, index=index, backend_name=backend,
                         ready=ready)
 
 
 def _read_endpoint(key: str, revision: str, index: int, resource: Any) -> ObservedEndpoint:
     status = _map_at(_fields_of(resource), "status")
     backend = as_str(_text_at(_map_at(status, "routing"), "backendName"))
-    return _endpoint_of(
+    return ObservedEndpoint(
         key=key,
         revision=revision,
         index=index,

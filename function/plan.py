@@ -75,7 +75,7 @@ class RevisionInfo:
     template_hash: str | None
 
 
-@dataclass
+@dataclass(slots=True)
 class PlannedReplica:
     key: str
     name: str
@@ -101,7 +101,7 @@ class PlannedReplica:
         return self.observed_ready
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # one per routed replica: slotted for a cheap __init__
 class Backend:
     name: str
     port: int
@@ -766,23 +766,12 @@ def route_replicas(planned: list[PlannedReplica], state: RevisionState,
         p.preview_routed = serving and p.revision == deploying
         if serving:
             assert replica is not None and replica.backend_name is not None
-            made = backend(replica.backend_name, ports[p.revision], p.revision)
+            made = Backend(replica.backend_name, ports[p.revision], 1, p.revision)
             if p.main_routed:
                 main.append(made)
             if p.preview_routed:
                 preview.append(made)
     return main, preview
-
-
-_new = object.__new__
-
-
-def backend(name: str, port: int, revision: str) -> Backend:
-    """Backend(name, port, 1, revision) without the frozen dataclass __init__, which
-    sets each field through object.__setattr__; one is made per routed replica."""
-    made = _new(Backend)
-    made.__dict__.update(name=name, port=port, weight=1, revision=revision)
-    return made
 
 
 @dataclass
