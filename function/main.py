@@ -38,7 +38,8 @@ def cli(
     # The SDK opens a TLS and a plain listener on the same port when given both
     # --insecure and a certificates directory; the second bind fails. --insecure
     # wins, as its help text promises.
-    creds = None if insecure else runtime.load_credentials(tls_certs_dir)
+    # With neither, serve() refuses to start with a message saying so.
+    creds = None if insecure or tls_certs_dir is None else runtime.load_credentials(tls_certs_dir)
     runtime.serve(
         fn.FunctionRunner(),
         address,

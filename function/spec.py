@@ -344,10 +344,12 @@ def parse_revision(value: Any, path: str) -> Revision:
         raise InvalidSpec(
             f"{path}.name",
             f"{name!r} must be a DNS-1123 label (lowercase letters, digits and '-', "
-            f"starting and ending with a letter or digit) of at most {MAX_REVISION_NAME} characters",
+            "starting and ending with a letter or digit) of at most "
+            f"{MAX_REVISION_NAME} characters",
         )
     engine = _free_form(source.get("engine"), f"{path}.engine")
-    port = _optional_integer(engine, "port", f"{path}.engine", DEFAULT_PORT, minimum=1, maximum=65535)
+    port = _optional_integer(engine, "port", f"{path}.engine", DEFAULT_PORT,
+                             minimum=1, maximum=65535)
     engine["port"] = port
     return Revision(
         name=name,
@@ -361,7 +363,8 @@ def parse_strategy(value: Any, path: str) -> Strategy:
     source = _mapping(value, path)
     kind = source.get("type", ROLLING_UPDATE)
     if kind not in STRATEGY_TYPES:
-        raise InvalidSpec(f"{path}.type", f"must be one of {', '.join(STRATEGY_TYPES)}, not {kind!r}")
+        raise InvalidSpec(f"{path}.type",
+                          f"must be one of {', '.join(STRATEGY_TYPES)}, not {kind!r}")
     rolling = _mapping(source.get("rollingUpdate"), f"{path}.rollingUpdate")
     blue_green = _mapping(source.get("blueGreen"), f"{path}.blueGreen")
     defaults = Strategy()
@@ -409,7 +412,8 @@ def parse_route(value: Any, path: str) -> Route | None:
         preview_source = _mapping(source["preview"], f"{path}.preview")
         preview = PreviewRoute(
             hostnames=_hostnames(preview_source.get("hostnames"), f"{path}.preview.hostnames"),
-            path_prefix=_path_prefix(preview_source.get("pathPrefix"), f"{path}.preview.pathPrefix"),
+            path_prefix=_path_prefix(preview_source.get("pathPrefix"),
+                                     f"{path}.preview.pathPrefix"),
         )
     return Route(
         parent_refs=parent_refs,

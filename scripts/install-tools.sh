@@ -38,6 +38,7 @@ else
   log "venv ${VENV} exists"
 fi
 if "${VENV}/bin/python" -c 'import function.fn, yaml, pytest' >/dev/null 2>&1 \
+    && [[ -x "${VENV}/bin/ruff" && -x "${VENV}/bin/mypy" ]] \
     && "${VENV}/bin/python" -m pip show function-model-rollout >/dev/null 2>&1; then
   log "function-model-rollout and its dev dependencies are installed"
 else

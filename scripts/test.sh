@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The project's test command, for a fresh machine and for CI: installs what the
 # tests need (scripts/install-tools.sh: the venv, the Crossplane CLI and the
-# schemas), then runs the whole pytest suite: unit, property, replay, simulator
-# campaign, gRPC transport and end-to-end tests with the real `crossplane render`.
+# schemas), runs ruff and mypy, then the whole pytest suite: unit, property,
+# replay, simulator campaign, gRPC transport and end-to-end tests with the real
+# `crossplane render`.
 #
 #   scripts/test.sh                 # everything
 #   scripts/test.sh -k blue_green   # extra arguments go to pytest
@@ -16,6 +17,10 @@ cd "${ROOT}"
 if [[ "${SKIP_INSTALL:-}" != "1" ]]; then
   "${ROOT}/scripts/install-tools.sh"
 fi
+
+# Static checks first: they take seconds and name the line.
+"${ROOT}/.venv/bin/ruff" check function tests scripts
+"${ROOT}/.venv/bin/mypy" function
 
 set +e
 "${ROOT}/.venv/bin/python" -m pytest "$@"

@@ -52,7 +52,7 @@ def test_manual_promotion_waits_for_spec_promote():
     world.run_until(lambda w: w.status.get("phase") == "AwaitingPromotion",
                     check=check_blue_green)
     step = world.history[-1]
-    progressing = [c for c in step.response.conditions if c.type == "Progressing"][0]
+    progressing = next(c for c in step.response.conditions if c.type == "Progressing")
     assert progressing.reason == "AwaitingPromotion"
     assert revisions_routed(step, naming.PREVIEW_ROUTE_KEY) == {"v2"}
     assert step.desired[naming.PREVIEW_ROUTE_KEY]["metadata"]["name"] == "qwen-preview"

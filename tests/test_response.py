@@ -232,7 +232,8 @@ CASES = {
 }
 
 
-def request(xr_body: dict[str, Any], observed: dict[str, dict[str, Any]]) -> fnv1.RunFunctionRequest:
+def request(xr_body: dict[str, Any],
+            observed: dict[str, dict[str, Any]]) -> fnv1.RunFunctionRequest:
     req = fnv1.RunFunctionRequest(meta=fnv1.RequestMeta(tag="t"))
     req.observed.composite.resource.update(xr_body)
     for key, body in observed.items():
@@ -289,7 +290,7 @@ def test_no_route_configured_means_no_route_and_routed_false(stub):
     del body["spec"]["route"]
     rsp = stub.RunFunction(request(body, {}))
     assert "route" not in rsp.desired.resources
-    routed = [c for c in rsp.conditions if c.type == "Routed"][0]
+    routed = next(c for c in rsp.conditions if c.type == "Routed")
     assert routed.reason == "RouteNotConfigured"
 
 

@@ -101,7 +101,7 @@ def test_abort_returns_to_the_current_revision_and_removes_the_deploying_one():
     step = world.step()
     invariants.check(world, step)
     assert "deployingRevision" not in step.status
-    progressing = [c for c in step.response.conditions if c.type == "Progressing"][0]
+    progressing = next(c for c in step.response.conditions if c.type == "Progressing")
     assert progressing.reason == "RolloutAborted"
     world.run_until(lambda w: stable_on(w, "v1", 3), check=invariants.check)
 
@@ -117,7 +117,7 @@ def test_never_ready_revision_rolls_back_at_the_progress_deadline():
     assert 300 <= elapsed <= 320
     last = world.history[-1]
     assert last.status["phase"] == "Failed"
-    progressing = [c for c in last.response.conditions if c.type == "Progressing"][0]
+    progressing = next(c for c in last.response.conditions if c.type == "Progressing")
     assert (progressing.status, progressing.reason) == (
         fnv1.STATUS_CONDITION_FALSE, "ProgressDeadlineExceeded")
     warnings = [r for r in last.response.results if r.severity == fnv1.SEVERITY_WARNING]
@@ -141,7 +141,7 @@ def test_crashing_revision_rolls_back_when_every_replica_failed():
                          fate_for=lambda rev, i: fates.get(rev, Fate()))
     world.spec["activeRevision"] = "v2"
     world.run_until(lambda w: w.status.get("failedRevision") == "v2", check=invariants.check)
-    progressing = [c for c in world.history[-1].response.conditions if c.type == "Progressing"][0]
+    progressing = next(c for c in world.history[-1].response.conditions if c.type == "Progressing")
     assert progressing.reason == "RevisionFailed"
     world.run_until(lambda w: stable_on(w, "v1", 2) or (
         w.status.get("phase") == "Failed" and w.replicas() == w.replicas("v1")),
