@@ -3,6 +3,7 @@
     .venv/bin/python scripts/benchmark.py                  # sizes 10,100,1000,3000
     .venv/bin/python scripts/benchmark.py --quick          # shorter runs, no CLI check
     .venv/bin/python scripts/benchmark.py --sizes 1000 --profile   # pyinstrument, one size
+    .venv/bin/python scripts/benchmark.py --instructions   # callgrind counts, N = 100,300,1000
 
 The request is a ModelDeployment mid-rollout (RollingUpdate v1 -> v2) with N
 observed replicas with full status, their endpoints publishing backends, an
@@ -46,17 +47,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import platform
+import re
 import resource as rusage
+import shutil
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -535,6 +541,55 @@ def measure(n: int, budget: float, pin: bool) -> dict[str, Any]:
     return row
 
 
+# --- instruction counts -------------------------------------------------------------------
+
+
+def count_worker(payload_file: str, mode: str, calls: int) -> None:
+    """One warm-up call, then `calls` calls of parse + handler + serialise; for callgrind."""
+    payload = Path(payload_file).read_bytes()
+    runner = runner_for(mode)
+    for _ in range(1 + calls):
+        runner.run(fnv1.RunFunctionRequest.FromString(payload)).SerializeToString()
+
+
+def instructions(sizes: list[int]) -> list[str]:
+    """Instructions per call, function and floor, counted by valgrind's callgrind.
+
+    Unlike time, the count does not move with the load of a shared machine. Each
+    figure is the difference between a process making 3 calls and one making 1
+    (both after the same start-up), halved. The calls run without gRPC.
+    """
+    if shutil.which("valgrind") is None:
+        return ["instruction counts: valgrind is not installed"]
+
+    def collected(payload_file: str, mode: str, calls: int) -> int:
+        out = subprocess.run(
+            ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
+             __file__, "--count-worker", payload_file, "--mode", mode, "--calls", str(calls)],
+            check=True, capture_output=True, text=True)
+        return int(re.findall(r"Collected : (\d+)", out.stderr)[-1])
+
+    lines = ["| N | function instructions | floor instructions | ratio |",
+             "|---:|---:|---:|---:|"]
+    counts: dict[tuple[int, str], float] = {}
+    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+        for n in sizes:
+            payload_file = str(Path(tmp) / f"request-{n}.bin")
+            Path(payload_file).write_bytes(build_request(n).SerializeToString())
+            runs = {(mode, calls): pool.submit(collected, payload_file, mode, calls)
+                    for mode in MODES for calls in (0, 2)}
+            for mode in MODES:
+                counts[n, mode] = (runs[mode, 2].result() - runs[mode, 0].result()) / 2
+            fn, floor = counts[n, "function"], counts[n, "floor"]
+            lines.append(f"| {n} | {fn / 1e6:.1f} M | {floor / 1e6:.1f} M | {fn / floor:.2f} |")
+    for small, large in itertools.pairwise(sizes):
+        lines.append(f"\ninstructions({large})/instructions({small}) = "
+                     f"{counts[large, 'function'] / counts[small, 'function']:.2f} for "
+                     f"{large / small:.2f} times the replicas (the floor's own: "
+                     f"{counts[large, 'floor'] / counts[small, 'floor']:.2f})")
+    return lines
+
+
 # --- the real console script, once ---------------------------------------------------------
 
 
@@ -647,19 +702,27 @@ def profile(n: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--sizes", default="10,100,1000,3000")
+    parser.add_argument("--sizes", default=None, help="comma-separated N (10,100,1000,3000)")
     parser.add_argument("--quick", action="store_true", help="short runs, skip the CLI check")
     parser.add_argument("--budget", type=float, default=None,
                         help="seconds of timed calls per size")
     parser.add_argument("--profile", action="store_true", help="pyinstrument the handler")
+    parser.add_argument("--instructions", action="store_true",
+                        help="count instructions per call with callgrind instead of timing "
+                             "(sizes default to 100,300,1000)")
     parser.add_argument("--no-pin", action="store_true", help="do not pin workers to one CPU")
     parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--mode", default="function", help=argparse.SUPPRESS)
     parser.add_argument("--memory", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--growth", help=argparse.SUPPRESS)
+    parser.add_argument("--count-worker", help=argparse.SUPPRESS)
+    parser.add_argument("--calls", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     pin = not args.no_pin
 
+    if args.count_worker:
+        count_worker(args.count_worker, args.mode, args.calls)
+        return
     if args.growth:
         small, large = (int(n) for n in args.growth.split(","))
         print(json.dumps(growth_worker(small, large, args.budget or 3.0, pin)))
@@ -670,7 +733,12 @@ def main() -> None:
         else:
             print(json.dumps(timing_worker(args.worker, args.budget or 3.0, pin)))
         return
-    sizes = [int(s) for s in args.sizes.split(",") if s]
+    default_sizes = "100,300,1000" if args.instructions else "10,100,1000,3000"
+    sizes = [int(s) for s in (args.sizes or default_sizes).split(",") if s]
+    if args.instructions:
+        print(f"machine: {machine()}", flush=True)
+        print("\n".join(instructions(sizes)))
+        return
     if args.profile:
         for n in sizes:
             profile(n)
