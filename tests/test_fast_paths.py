@@ -23,7 +23,7 @@ import pytest
 from crossplane.function import resource, response
 from crossplane.function.proto.v1 import run_function_pb2 as fnv1
 from google.protobuf import json_format, struct_pb2
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from function import fn, naming
@@ -224,6 +224,30 @@ def test_duplicate_dicts_and_every_value_type_are_written_as_struct_update_write
     fresh = struct_pb2.Struct()
     fn.StructWriter().update(fresh, body)
     assert fresh.SerializeToString(deterministic=True) == expected.SerializeToString(
+        deterministic=True)
+
+
+flat_objects = st.lists(
+    st.dictionaries(st.sampled_from(["name", "port", "weight"]),
+                    st.none() | st.booleans() | st.integers(0, 2) | st.floats(0, 2)
+                    | st.sampled_from(["", "a", "b"]) | st.just({"x": 1}) | st.just([1]),
+                    max_size=3),
+    max_size=8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(flat_objects, min_size=1, max_size=3))
+@example([[{"port": 1}, {"port": True}, {"port": 1.0}, {"port": False}, {"port": 0}]])
+@example([[{"name": "a", "port": 1}, {"name": "b", "port": 1}, {"name": "b", "port": {"x": 1}},
+           {"name": "b", "port": 1}, {"port": 1}, {"name": None, "port": 1}]])
+def test_lists_of_alike_objects_are_written_as_struct_update_writes_them(lists):
+    body = {f"l{i}": objects for i, objects in enumerate(lists)}
+    expected = struct_pb2.Struct()
+    expected.update(body)
+    written = struct_pb2.Struct()
+    fn.StructWriter().update(written, body)
+    assert written == expected
+    assert written.SerializeToString(deterministic=True) == expected.SerializeToString(
         deterministic=True)
 
 
