@@ -242,6 +242,7 @@ class ObservedReplica:
     ready: Condition | None = None
     health: Health | None = None
     failed: bool = False
+    message: str | None = None  # status.message, read only of a Failed replica: why it failed
     url: str | None = None
     malformed: bool = False  # status present but not of the expected shape: unknown, not failed
     raw_spec: Any = None  # kept by reference; copied only for revisions missing from the spec
@@ -343,6 +344,7 @@ def _read_replica(key: str, revision: str, index: int, resource: Any) -> Observe
             last_probe_time=as_time(probed),
         ),
         failed=phase == "Failed",
+        message=as_str(_text_at(status, "message")) if phase == "Failed" else None,
         url=as_str(_text_at(address, "url")),
         malformed=malformed,
         raw_spec=_at(fields, "spec"),
@@ -427,7 +429,7 @@ def _read_regular_replica(key: str, revision: str, index: int, fields: Any) -> O
             labels = _object(metadata["labels"])
             if naming.LABEL_TEMPLATE_HASH in labels:
                 template_hash = _string(labels[naming.LABEL_TEMPLATE_HASH])
-    ready = health = url = None
+    ready = health = url = message = None
     failed = False
     if "status" in fields:
         status = _object(fields["status"])
@@ -441,6 +443,8 @@ def _read_regular_replica(key: str, revision: str, index: int, fields: Any) -> O
                 url = _string(address["url"])
         if "phase" in status:
             failed = _string(status["phase"]) == "Failed"
+            if failed and "message" in status:
+                message = _string(status["message"])
     return ObservedReplica(
         key=key,
         revision=revision,
@@ -453,6 +457,7 @@ def _read_regular_replica(key: str, revision: str, index: int, fields: Any) -> O
         ready=ready,
         health=health,
         failed=failed,
+        message=message,
         url=url,
         malformed=False,
         raw_spec=_value(fields["spec"]) if "spec" in fields else None,

@@ -392,14 +392,16 @@ def plan(spec: Spec, prior: PriorStatus, observed: Observed, xr_name: str,
                 assert state.last_progress is not None  # set by track_progress
                 deadline_timer = state.last_progress + timedelta(
                     seconds=spec.progress_deadline_seconds)
-            elif state.current is not None:
-                roll_back(state, failure, events)
             else:
-                state.failing_first_deploy = failure
-                if prior.phase != PHASE_FAILED:
-                    events.append(Event(Severity.WARNING, failure_message(state, failure)
-                                        + "; there is no earlier revision to return to, so "
-                                        "failed replicas keep being replaced"))
+                message = failure_message(state, failure, d_replicas, xr_name)
+                if state.current is not None:
+                    roll_back(state, failure, message, events)
+                else:
+                    state.failing_first_deploy = failure
+                    if prior.phase != PHASE_FAILED:
+                        events.append(Event(Severity.WARNING, f"{message}; there is no earlier "
+                                            "revision to return to, so failed replicas keep "
+                                            "being replaced"))
 
     book = _Book(spec=spec, now=now, xr_name=xr_name, taken=observed_indices(observed))
     decide_replicas(book, spec, state, by_revision, infos, surge, unavailable)
@@ -464,16 +466,27 @@ def rollout_failure(spec: Spec, state: RevisionState, d_replicas: list[Replica],
     return None
 
 
-def failure_message(state: RevisionState, reason: str) -> str:
+def failure_message(state: RevisionState, reason: str, d_replicas: list[Replica],
+                    xr_name: str) -> str:
     if reason == REASON_REVISION_FAILED:
-        return f"Every replica of revision {state.deploying!r} failed"
+        cause = failure_cause(d_replicas, xr_name)
+        return f"Every replica of revision {state.deploying!r} failed{cause}"
     return (f"Revision {state.deploying!r} made no progress since "
             f"{state.last_progress.isoformat() if state.last_progress else 'its start'}")
 
 
-def roll_back(state: RevisionState, reason: str, events: list[Event]) -> None:
+def failure_cause(replicas: list[Replica], xr_name: str) -> str:
+    """What the lowest-indexed failed replica says of itself, if any says anything."""
+    for replica in sorted(replicas, key=lambda r: r.index):
+        if replica.observed.message:
+            name = naming.replica_name(xr_name, replica.revision, replica.index)
+            return f" ({name}: {replica.observed.message})"
+    return ""
+
+
+def roll_back(state: RevisionState, reason: str, message: str, events: list[Event]) -> None:
     events.append(Event(Severity.WARNING,
-        f"{failure_message(state, reason)}; rolled back to {state.current!r}. "
+        f"{message}; rolled back to {state.current!r}. "
         f"{state.deploying!r} will not be retried until activeRevision changes."))
     state.failed = state.deploying
     state.deploying = None

@@ -141,8 +141,14 @@ def test_crashing_revision_rolls_back_when_every_replica_failed():
                          fate_for=lambda rev, i: fates.get(rev, Fate()))
     world.spec["activeRevision"] = "v2"
     world.run_until(lambda w: w.status.get("failedRevision") == "v2", check=invariants.check)
-    progressing = next(c for c in world.history[-1].response.conditions if c.type == "Progressing")
+    last = world.history[-1]
+    progressing = next(c for c in last.response.conditions if c.type == "Progressing")
     assert progressing.reason == "RevisionFailed"
+    # The warning says why, in the replica's own words (status.message of a Failed replica).
+    warnings = [r.message for r in last.response.results if r.severity == fnv1.SEVERITY_WARNING]
+    assert warnings == ["Every replica of revision 'v2' failed (qwen-v2-0: engine exited: CUDA "
+                        "out of memory); rolled back to 'v1'. 'v2' will not be retried until "
+                        "activeRevision changes."]
     world.run_until(lambda w: stable_on(w, "v1", 2) or (
         w.status.get("phase") == "Failed" and w.replicas() == w.replicas("v1")),
         check=invariants.check)
