@@ -394,6 +394,14 @@ def _object(value: struct_pb2.Value) -> Any:
     return fields
 
 
+def _regular_list(value: struct_pb2.Value) -> Any:
+    """The values of a Value holding a non-empty list; anything else is irregular."""
+    values = value.list_value.values
+    if not values:
+        raise _Irregular
+    return values
+
+
 def _read_replica_struct(key: str, revision: str, index: int,
                          fields: Any) -> ObservedReplica | None:
     """_read_replica of a Struct of the usual shape; None when it is not.
@@ -570,14 +578,6 @@ def _regular_backend_names(fields: Any) -> list[str]:
                 if "name" in ref_fields:
                     names.append(_string(ref_fields["name"]))
     return names
-
-
-def _regular_list(value: struct_pb2.Value) -> Any:
-    """The values of a Value holding a non-empty list; anything else is irregular."""
-    values = value.list_value.values
-    if not values:
-        raise _Irregular
-    return values
 
 
 def _any_backend_names(resource: Any) -> Iterator[str]:
