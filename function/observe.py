@@ -161,6 +161,12 @@ def to_plain(value: Any, depth: int = 0) -> Any:
     """A deep copy of a dict- or Struct-shaped value as plain Python values."""
     if depth > 64:
         return None
+    # Structs are read through fields and each Value's kind: the Mapping protocol
+    # gives the same values at several times the cost (the spec is copied every call).
+    if type(value) is _STRUCT:
+        return {key: _plain_value(item, depth + 1) for key, item in value.fields.items()}
+    if type(value) is _LIST_VALUE:
+        return [_plain_value(item, depth + 1) for item in value.values]
     if isinstance(value, Mapping):
         return {str(k): to_plain(value[k], depth + 1) for k in value}
     if isinstance(value, str):
@@ -170,6 +176,21 @@ def to_plain(value: Any, depth: int = 0) -> Any:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
+
+
+def _plain_value(value: struct_pb2.Value, depth: int) -> Any:
+    """to_plain(_value(value), depth)."""
+    if depth > 64:
+        return None
+    kind = value.WhichOneof("kind")
+    if kind == "string_value":
+        return value.string_value
+    if kind == "number_value":
+        number = value.number_value
+        return int(number) if number.is_integer() else number
+    if kind == "struct_value" or kind == "list_value":
+        return to_plain(getattr(value, kind), depth)
+    return _value(value)  # bool, null, or no kind at all (an error, as from the Mapping)
 
 
 # The observed objects are plain slotted dataclasses, read-only by convention:

@@ -383,6 +383,32 @@ def test_any_damage_reads_the_same_from_a_struct_and_from_a_dict(damage):
         get(as_dict, "status"))
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.text(max_size=3), json_values | st.floats(allow_nan=False)
+                       | st.just(float("inf")) | st.integers(-2**60, 2**60), max_size=5))
+def test_to_plain_reads_a_struct_as_its_mapping_protocol_does(body):
+    as_struct = struct(body)
+    # repr: 1 and 1.0 are equal, but to_plain must give the int
+    assert repr(to_plain(as_struct)) == repr(to_plain(plain_mapping(as_struct)))
+    deep: dict[str, Any] = {"leaf": 1.0}
+    for level in range(45):  # past to_plain's depth bound of 64, in dicts and lists
+        deep = {"d": deep} if level % 3 else {"l": [deep, 2.0]}
+    deep_struct = struct_pb2.Struct()
+    deep_struct.update(deep)  # json_format refuses this depth; Struct.update does not
+    assert repr(to_plain(deep_struct)) == repr(to_plain(plain_mapping(deep_struct)))
+
+
+def plain_mapping(value: Any) -> Any:
+    """A Struct's values through its Mapping/Sequence protocol, as dicts and lists."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, struct_pb2.Struct):
+        return {key: plain_mapping(value[key]) for key in value}
+    if isinstance(value, struct_pb2.ListValue):
+        return [plain_mapping(item) for item in value]
+    return value
+
+
 def test_get_reads_a_struct_as_its_mapping_protocol_does():
     body = struct({"s": "x", "e": "", "n": 2, "z": 0, "b": False, "null": None, "l": [1],
                    "d": {"k": "v"}, "empty": {}})
