@@ -16,7 +16,6 @@ from google.protobuf import struct_pb2
 
 from function import naming
 from function.compose import (
-    Composition,
     endpoint_body,
     endpoint_ready,
     replica_annotations,
@@ -101,19 +100,6 @@ def respond(req: fnv1.RunFunctionRequest, rsp: fnv1.RunFunctionResponse, now: da
     write_composed(rsp, spec, result, observed, fn_input, name)
 
 
-def write(rsp: fnv1.RunFunctionResponse, result: Plan, composition: Composition) -> None:
-    writer = StructWriter()
-    written: set[str] = set()
-    for desired in composition.resources:
-        if desired.key in written:
-            writer.forget()  # the copies made so far may be about to change
-        written.add(desired.key)
-        target = rsp.desired.resources[desired.key]
-        writer.update(target.resource, desired.body)
-        target.ready = fnv1.READY_TRUE if desired.ready else fnv1.READY_FALSE
-    write_outcome(rsp, result, composition.status)
-
-
 def from_template(body: struct_pb2.Struct, template: struct_pb2.Struct, name: str,
                   index: int) -> Any:
     """body = template, renamed and re-indexed; returns body's metadata fields."""
@@ -126,7 +112,7 @@ def from_template(body: struct_pb2.Struct, template: struct_pb2.Struct, name: st
 
 def write_composed(rsp: fnv1.RunFunctionResponse, spec: Spec, result: Plan, observed: Observed,
                    fn_input: Input, xr_name: str) -> None:
-    """write(rsp, result, compose(spec, result, observed, fn_input, xr_name)), quicker.
+    """Write what compose(spec, result, observed, fn_input, xr_name) gives into rsp, quicker.
 
     All replicas of a revision listed in the spec have the same body but for the
     name, the replica-index label and the annotations; their endpoints differ in
@@ -144,12 +130,13 @@ def write_composed(rsp: fnv1.RunFunctionResponse, spec: Spec, result: Plan, obse
     endpoint_templates: dict[str, struct_pb2.Struct] = {}
     for planned in result.replicas:
         revision = planned.revision
-        info = result.revisions[revision]
-        templated = info.template is not None and info.template_hash is not None
+        # Replicas of a revision gone from the spec keep their own observed spec: no template.
+        templated = result.revisions[revision].template is not None
         key = planned.key
+        fresh = key not in earlier  # an earlier step's body is merged into, not replaced
         target = resources[key]
-        template = replica_templates.get(revision)
-        if template is not None and key not in earlier:
+        template = replica_templates.get(revision) if fresh else None
+        if template is not None:
             metadata = from_template(target.resource, template, planned.name, planned.index)
             annotations = metadata["annotations"].struct_value.fields  # none in the template
             for name, text in replica_annotations(planned).items():
@@ -159,7 +146,7 @@ def write_composed(rsp: fnv1.RunFunctionResponse, spec: Spec, result: Plan, obse
             label_dict = replica_labels(result, planned, xr_name)
             writer.update(target.resource,
                           replica_body(result, planned, xr_name, fn_input, label_dict, spec_dicts))
-            if templated and key not in earlier:
+            if templated and fresh:
                 template = replica_templates[revision] = _copy(target.resource)
                 # Annotations differ per replica (draining ones have more): each sets its own.
                 metadata = template.fields["metadata"].struct_value.fields
@@ -169,10 +156,11 @@ def write_composed(rsp: fnv1.RunFunctionResponse, spec: Spec, result: Plan, obse
         if not planned.has_endpoint:
             continue
         key = naming.endpoint_key(revision, planned.index)
+        fresh = key not in earlier
         target = resources[key]
-        template = endpoint_templates.get(revision)
+        template = endpoint_templates.get(revision) if fresh else None
         url = planned.replica.observed.url if planned.replica is not None else None
-        if template is not None and key not in earlier:
+        if template is not None:
             body = target.resource
             from_template(body, template, planned.name, planned.index)
             endpoint_spec = body.fields["spec"].struct_value.fields
@@ -185,7 +173,7 @@ def write_composed(rsp: fnv1.RunFunctionResponse, spec: Spec, result: Plan, obse
             if label_dict is None:
                 label_dict = replica_labels(result, planned, xr_name)
             writer.update(target.resource, endpoint_body(result, planned, label_dict, fn_input))
-            if templated and key not in earlier:
+            if templated and fresh:
                 endpoint_templates[revision] = _copy(target.resource)
         target.ready = fnv1.READY_TRUE if endpoint_ready(observed, planned) else fnv1.READY_FALSE
 
@@ -203,8 +191,13 @@ def _copy(struct: struct_pb2.Struct) -> struct_pb2.Struct:
 
 
 def write_outcome(rsp: fnv1.RunFunctionResponse, result: Plan, status: dict[str, Any]) -> None:
-    """The XR's status and readiness, conditions, results and TTL."""
+    """The XR's status, then write_verdict."""
     StructWriter().update(rsp.desired.composite.resource.get_or_create_struct("status"), status)
+    write_verdict(rsp, result)
+
+
+def write_verdict(rsp: fnv1.RunFunctionResponse, result: Plan) -> None:
+    """The XR's readiness, conditions, results and TTL."""
     rsp.desired.composite.ready = fnv1.READY_TRUE if result.available else fnv1.READY_FALSE
 
     for condition in result.conditions:
@@ -232,15 +225,12 @@ class StructWriter:
     replica of a revision has the same spec dict, and a replica's labels are
     its endpoint's. Building a Struct from a dict costs a Python call per value;
     CopyFrom of the Struct already built costs one C call, ten times less.
-    Identity stands for equality because no dict changes while `update` runs;
-    `forget` must be called before anything already written is written again.
+    Identity stands for equality because no dict changes while a writer is in
+    use, and nothing it wrote is written again.
     """
 
     def __init__(self) -> None:
         self._built: dict[int, tuple[Mapping[str, Any], struct_pb2.Struct]] = {}
-
-    def forget(self) -> None:
-        self._built.clear()
 
     def update(self, target: struct_pb2.Struct, body: Mapping[str, Any]) -> None:
         fields = target.fields
@@ -280,23 +270,23 @@ class StructWriter:
         """
         target.Clear()
         add = target.values.add
-        like: dict[str, Any] | None = None  # the last flat object written, and its Struct
-        like_struct = struct_pb2.Struct()
+        like: tuple[dict[str, Any], struct_pb2.Struct] | None = None  # last flat object written
         for value in values:
             kind = type(value)
             if kind is str:
                 add().string_value = value
             elif kind is dict:
-                if like is not None and value.keys() == like.keys():
+                if like is not None and value.keys() == like[0].keys():
+                    previous, previous_struct = like
                     struct = add().struct_value
-                    struct.CopyFrom(like_struct)
+                    struct.CopyFrom(previous_struct)
                     for key, item in value.items():
-                        if item != like[key] or type(item) is not type(like[key]):
+                        if item != previous[key] or type(item) is not type(previous[key]):
                             self.update(struct, {key: item})
                 elif all(type(item) in _SCALARS for item in value.values()):
-                    item = add()
-                    self._struct(item, value)
-                    like, like_struct = value, item.struct_value
+                    element = add()
+                    self._struct(element, value)
+                    like = (value, element.struct_value)
                 else:
                     self._struct(add(), value)
             elif kind is int or kind is float:

@@ -82,10 +82,6 @@ def _text_at(fields: Any, key: str) -> Any:
     return value
 
 
-def _is_mapping(value: Any) -> bool:
-    return type(value) is _STRUCT or isinstance(value, Mapping)
-
-
 def _value_fields(value: struct_pb2.Value) -> Any:
     """_fields_of(_value(value)), quickest when the value is a non-empty Struct."""
     inner = value.struct_value.fields
@@ -242,8 +238,6 @@ def _condition(fields: Any, status: Any) -> Condition:
     )
 
 
-
-
 @dataclass(slots=True)
 class Health:
     state: str | None
@@ -280,8 +274,6 @@ class ObservedEndpoint:
     index: int
     backend_name: str | None
     ready: bool
-
-
 
 
 @dataclass(frozen=True)
@@ -321,9 +313,8 @@ class Observed:
 
 def read_replica(key: str, revision: str, index: int, resource: Any) -> ObservedReplica:
     if type(resource) is _STRUCT:
-        read = _read_replica_struct(key, revision, index, resource.fields)
-        if read is not None:
-            return read
+        with contextlib.suppress(_Irregular):
+            return _read_regular_replica(key, revision, index, resource.fields)
     return _read_replica(key, revision, index, resource)
 
 
@@ -423,9 +414,8 @@ def _regular_list(value: struct_pb2.Value) -> Any:
     return values
 
 
-def _read_replica_struct(key: str, revision: str, index: int,
-                         fields: Any) -> ObservedReplica | None:
-    """_read_replica of a Struct of the usual shape; None when it is not.
+def _read_regular_replica(key: str, revision: str, index: int, fields: Any) -> ObservedReplica:
+    """_read_replica of a Struct's fields of the usual shape; _Irregular when not.
 
     Almost every observed replica has the usual shape: text where text is
     expected, non-empty objects where objects are. Reading that shape needs no
@@ -434,13 +424,6 @@ def _read_replica_struct(key: str, revision: str, index: int,
     text belongs, an absent list) is left to _read_replica, so the result is
     the same either way.
     """
-    try:
-        return _read_regular_replica(key, revision, index, fields)
-    except _Irregular:
-        return None
-
-
-def _read_regular_replica(key: str, revision: str, index: int, fields: Any) -> ObservedReplica:
     created = desired_since = draining_since = drain_seconds = template_hash = None
     if "metadata" in fields:
         metadata = _object(fields["metadata"])
@@ -533,7 +516,7 @@ def read_endpoint(key: str, revision: str, index: int, resource: Any) -> Observe
 
 
 def _read_regular_endpoint(key: str, revision: str, index: int, fields: Any) -> ObservedEndpoint:
-    """_read_endpoint of a Struct of the usual shape (see _read_replica_struct)."""
+    """_read_endpoint of a Struct of the usual shape (see _read_regular_replica)."""
     backend = None
     ready = False
     if "status" in fields:
@@ -549,7 +532,7 @@ def _read_regular_endpoint(key: str, revision: str, index: int, fields: Any) -> 
                     ready = "status" in condition and _string(condition["status"]) == "True"
                     break
     return ObservedEndpoint(key=key, revision=revision, index=index, backend_name=backend,
-                        ready=ready)
+                            ready=ready)
 
 
 def _read_endpoint(key: str, revision: str, index: int, resource: Any) -> ObservedEndpoint:
@@ -584,7 +567,7 @@ def _backend_names(resource: Any) -> Iterable[str]:
 
 
 def _regular_backend_names(fields: Any) -> list[str]:
-    """_any_backend_names of a Struct of the usual shape (see _read_replica_struct)."""
+    """_any_backend_names of a Struct of the usual shape (see _read_regular_replica)."""
     if "spec" not in fields:
         return []
     spec = _object(fields["spec"])
@@ -592,9 +575,9 @@ def _regular_backend_names(fields: Any) -> list[str]:
         return []
     names = []
     for rule in _regular_list(spec["rules"]):
-        fields = _object(rule)
-        if "backendRefs" in fields:
-            for ref in _regular_list(fields["backendRefs"]):
+        rule_fields = _object(rule)
+        if "backendRefs" in rule_fields:
+            for ref in _regular_list(rule_fields["backendRefs"]):
                 ref_fields = _object(ref)
                 if "name" in ref_fields:
                     names.append(_string(ref_fields["name"]))

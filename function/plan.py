@@ -457,8 +457,7 @@ def track_progress(state: RevisionState, prior: PriorStatus, d_replicas: list[Re
 
 def rollout_failure(spec: Spec, state: RevisionState, d_replicas: list[Replica],
                     now: datetime) -> str | None:
-    failed = Lifecycle.FAILED
-    if d_replicas and all(r.lifecycle is failed for r in d_replicas):
+    if d_replicas and all(r.lifecycle is Lifecycle.FAILED for r in d_replicas):
         return REASON_REVISION_FAILED
     assert state.last_progress is not None
     if now >= state.last_progress + timedelta(seconds=spec.progress_deadline_seconds):
@@ -724,7 +723,7 @@ def finish(spec: Spec, prior: PriorStatus, state: RevisionState, book: _Book,
                      "MinimumReplicasAvailable" if available else "MinimumReplicasUnavailable",
                      f"{serving} of {n} replicas serving; at least {needed} required"),
         progressing_condition(spec, prior, state, phase, events),
-        routed_condition(spec, main, planned, state),
+        routed_condition(spec, main, planned),
     ]
 
     ttl = DEFAULT_TTL_SECONDS
@@ -878,8 +877,8 @@ def progressing_condition(spec: Spec, prior: PriorStatus, state: RevisionState, 
                         f"revision {state.current!r} is rolled out")
 
 
-def routed_condition(spec: Spec, main: list[Backend], planned: list[PlannedReplica],
-                     state: RevisionState) -> ConditionOut:
+def routed_condition(spec: Spec, main: list[Backend],
+                     planned: list[PlannedReplica]) -> ConditionOut:
     if spec.route is None:
         return ConditionOut("Routed", False, "RouteNotConfigured",
                             "spec.route is not set; no HTTPRoute is composed")

@@ -409,24 +409,17 @@ class Scenario:
         world = self.world
         at = rng.randint(1, 12)
         required = self.required
-        if family == "preempt":
+        if family in ("preempt", "abort"):
+            # Mid-rollout, activeRevision moves on to v3 (pre-emption) or back to v1.
+            revision = "v3" if family == "preempt" else "v1"
             required.add(at)
 
-            def preempt(i: int) -> None:
+            def switch(i: int) -> None:
                 if i == at:
-                    world.spec["activeRevision"] = "v3"
+                    world.spec["activeRevision"] = revision
                     required.discard(i)
                 self.step()
-            return preempt
-        if family == "abort":
-            required.add(at)
-
-            def abort(i: int) -> None:
-                if i == at:
-                    world.spec["activeRevision"] = "v1"
-                    required.discard(i)
-                self.step()
-            return abort
+            return switch
         if family == "scale":
             sizes = {at: rng.choice([m for m in range(0, 7) if m != self.n])}
             if rng.random() < 0.5:

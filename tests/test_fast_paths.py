@@ -43,8 +43,6 @@ from function.spec import parse_input, parse_spec
 from tests.fixtures import blue_green, deployment, rolling
 from tests.world import T0, Fate, World, ts
 
-_SEVERITY = {"Normal": fnv1.SEVERITY_NORMAL, "Warning": fnv1.SEVERITY_WARNING}
-
 
 def _benchmark() -> Any:
     path = Path(__file__).resolve().parent.parent / "scripts" / "benchmark.py"
@@ -83,18 +81,7 @@ def reference(req: fnv1.RunFunctionRequest, now: datetime) -> fnv1.RunFunctionRe
         merge(target.resource, desired.body)
         target.ready = fnv1.READY_TRUE if desired.ready else fnv1.READY_FALSE
     merge(rsp.desired.composite.resource.get_or_create_struct("status"), composition.status)
-    rsp.desired.composite.ready = fnv1.READY_TRUE if result.available else fnv1.READY_FALSE
-    for condition in result.conditions:
-        rsp.conditions.append(fnv1.Condition(
-            type=condition.type,
-            status=fnv1.STATUS_CONDITION_TRUE if condition.status
-            else fnv1.STATUS_CONDITION_FALSE,
-            reason=condition.reason, message=condition.message,
-            target=fnv1.TARGET_COMPOSITE))
-    for event in result.events:
-        rsp.results.append(fnv1.Result(severity=_SEVERITY[event.severity.value],
-                                       message=event.message, target=fnv1.TARGET_COMPOSITE))
-    rsp.meta.ttl.FromSeconds(result.ttl_seconds)
+    fn.write_verdict(rsp, result)  # readiness, conditions, results, TTL: no fast path there
     return rsp
 
 
