@@ -3,7 +3,8 @@
 tests/invariants.py checks routing, capacity, draining and status arithmetic. This
 module adds what a long, faulty campaign needs on top:
 
-- determinism: the same request twice gives byte-identical responses (SPEC 3.7);
+- determinism: the same request gives byte-identical responses, also from servers
+  that hash strings differently (SPEC 3.7; the comparison is made in tests/sim.py);
 - the shape of every response: a Fatal is exactly one result and carries the
   request's desired state unchanged (SPEC 8); conditions, composite readiness and
   TTL as SPEC 7 says;
@@ -12,10 +13,17 @@ module adds what a long, faulty campaign needs on top:
 - the rollout's memory: phase, revisions and the progress deadline (SPEC 3, 4.3);
 - promotion gates (SPEC 4.2): manual promotion waits for spec.promote, automatic
   promotion fires on time;
-- lost status never deletes what serves (SPEC 3.2), and a revision with N serving
-  replicas is never rolled back;
-- results only on transitions (SPEC 7);
-- every rollout ends within a stated bound (see `RolloutBudget`).
+- lost status never deletes what serves and infers as current only a revision with
+  the most available replicas, at least one (SPEC 3.2); a first deploy makes a
+  revision current only when it serves N; a revision with N serving replicas is
+  never rolled back;
+- no revision other than current and deploying is newly routed (SPEC 3.8);
+- the TTL is no longer than the nearest timer, the warm-up of replicas the same
+  response creates included (SPEC 2, 7);
+- results only on transitions, and a Warning not again until something changed;
+  phase and Progressing do not flap while the world is unchanged in kind (SPEC 7);
+- every rollout ends within a stated bound (see `RolloutBudget`), and after the last
+  disturbance the deployment comes to rest within a bound and stays there.
 
 Each check reads only what a user could see: the request, the response and the
 world's own record of what it did.
@@ -23,6 +31,9 @@ world's own record of what it did.
 
 from __future__ import annotations
 
+import json
+import math
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -86,9 +97,25 @@ def backend_published(observed: dict[str, dict[str, Any]], revision: str, index:
 
 def serving_from_outside(spec: Spec, observed: dict[str, dict[str, Any]], key: str,
                          now: datetime) -> bool:
-    """SPEC 2 'Serving', judged from observed state only: Ready for minReadySeconds, not
-    Failed, not Draining, healthy enough (Healthy or Degraded with a health check; not
-    Unhealthy without one), and its endpoint publishes a backendName."""
+    """SPEC 2 'Serving', judged from observed state only: Available (below) and its
+    endpoint publishes a backendName."""
+    parsed = naming.parse_replica_key(key)
+    return (parsed is not None and available_from_outside(spec, observed, key, now)
+            and backend_published(observed, *parsed))
+
+
+def warmup_budget(spec: Spec, revision: str) -> int:
+    """SPEC 2: healthCheck.initialDelaySeconds, or 600 s without a health check."""
+    listed = spec.revision(revision)
+    check = listed.health_check if listed is not None else None
+    return check.initial_delay_seconds if check is not None else 600
+
+
+def available_from_outside(spec: Spec, observed: dict[str, dict[str, Any]], key: str,
+                           now: datetime) -> bool:
+    """SPEC 2 'Available', judged from observed state only: Ready for minReadySeconds,
+    not Failed, not Draining, healthy enough (Healthy or Degraded with a health check;
+    not Unhealthy without one)."""
     body = observed.get(key)
     parsed = naming.parse_replica_key(key)
     if body is None or parsed is None:
@@ -122,9 +149,95 @@ def serving_from_outside(spec: Spec, observed: dict[str, dict[str, Any]], key: s
         state = "NotChecked"
     if health_check is not None and state not in ("Healthy", "Degraded"):
         return False
-    if health_check is None and state == "Unhealthy":
-        return False
-    return backend_published(observed, *parsed)
+    return not (health_check is None and state == "Unhealthy")
+
+
+def revision_counts(spec: Spec, step: Step) -> dict[str, tuple[int, int]]:
+    """(available, serving) replicas per revision in the observed state, from outside."""
+    counts: dict[str, tuple[int, int]] = {}
+    for key in step.observed:
+        parsed = naming.parse_replica_key(key)
+        if parsed is None:
+            continue
+        available, serving = counts.get(parsed[0], (0, 0))
+        if available_from_outside(spec, step.observed, key, step.now):
+            available += 1
+            serving += 1 if backend_published(step.observed, *parsed) else 0
+        counts[parsed[0]] = (available, serving)
+    return counts
+
+
+def outside_timers(spec: Spec, step: Step) -> list[tuple[float, str]]:
+    """The timers of SPEC 7 a user can see pending after this response, as (seconds from
+    now, what): the warm-up of every desired replica not yet Ready, counted from the
+    later of its creation and its last Ready transition, or from now for a replica this
+    response creates (SPEC 2: first desired); minReadySeconds of a Ready replica that
+    stays in service; the drain of every draining replica; the progress deadline while
+    the deploying revision does not serve in full; only those still in the future."""
+    now = step.now
+    timers: list[tuple[float, str]] = []
+
+    def add(when: datetime, what: str) -> None:
+        seconds = (when - now).total_seconds()
+        if seconds > 0:
+            timers.append((seconds, what))
+
+    for key, body in step.desired.items():
+        parsed = naming.parse_replica_key(key)
+        if parsed is None:
+            continue
+        annotations = body.get("metadata", {}).get("annotations", {}) or {}
+        draining = _time(annotations.get(naming.ANNOTATION_DRAINING_SINCE))
+        if draining is not None:
+            add(draining + timedelta(seconds=int(annotations.get(
+                naming.ANNOTATION_DRAIN_SECONDS, "0"))), f"drain of {key}")
+            continue
+        observed = step.observed.get(key)
+        budget = timedelta(seconds=warmup_budget(spec, parsed[0]))
+        if observed is None:
+            since = _time(annotations.get(naming.ANNOTATION_DESIRED_SINCE)) or now
+            add(since + budget, f"warm-up of {key}, created by this response")
+            continue
+        status = observed.get("status", {})
+        if isinstance(status, dict) and status.get("phase") == "Failed":
+            continue
+        ready = ready_since(observed)
+        born = _time(observed.get("metadata", {}).get("creationTimestamp")) or now
+        if ready is None:
+            since = born
+            for c in status.get("conditions", []) or []:
+                moved = _time(c.get("lastTransitionTime")) if c.get("type") == "Ready" else None
+                if moved is not None and moved > since:
+                    since = moved
+            add(since + budget, f"warm-up of {key}")
+        elif spec.min_ready_seconds:
+            started = born if ready is EPOCH else ready
+            end = started + timedelta(seconds=spec.min_ready_seconds)
+            ok = available_from_outside(spec, step.observed, key, end)
+            if ok:
+                add(end, f"minReadySeconds of {key}")
+    deploying = step.status.get("deployingRevision")
+    progress = _time(step.status.get("lastProgressTime"))
+    if deploying and step.status.get("phase") == "Progressing" and progress is not None:
+        serving = sum(1 for k in step.observed
+                      if (naming.parse_replica_key(k) or ("",))[0] == deploying
+                      and serving_from_outside(spec, step.observed, k, now))
+        if serving < spec.replicas:
+            add(progress + timedelta(seconds=spec.progress_deadline_seconds),
+                "progress deadline")
+    return timers
+
+
+def normalized(message: str) -> str:
+    """A result's message without what changes from one occurrence to the next of the
+    same news: parenthesised detail (a replica's name and message), numbers, times."""
+    message = re.sub(r"\([^()]*\)", "", message)
+    return re.sub(r"\b\d[\d:.TZ+-]*\b", "#", message)
+
+
+def condition_status(condition: fnv1.Condition) -> str:
+    return {fnv1.STATUS_CONDITION_TRUE: "True",
+            fnv1.STATUS_CONDITION_FALSE: "False"}.get(condition.status, "Unknown")
 
 
 def main_backends(step: Step) -> list[str]:
@@ -203,7 +316,8 @@ class RolloutBudget:
     every scale-up) plus 2 for every disruptive fault injected while the rollout ran
     (a broken replica's replacement gains once; a flap loses and regains once), J is
     the time the clock jumped beyond dt, and k counts calls whose response was not
-    applied (late apply, Fatal). Every replica's fate is drawn once and faults are
+    applied (late apply, Fatal). Time spent as a failing first deploy is a
+    documented wait (README) and is not counted. Every replica's fate is drawn once and faults are
     budgeted per scenario, so G is finite and the bound is checked after every call.
     """
 
@@ -227,6 +341,7 @@ class RolloutTrack:
     jumped: float = 0.0
     unapplied: int = 0
     calls: int = 0
+    resting: float = 0.0  # seconds spent as a failing first deploy, a documented wait
 
     def gains(self) -> int:
         return self.n_total + 2 * self.disruptive
@@ -257,6 +372,18 @@ class SimChecker:
     previous: Step | None = None
     pending_disruptive: int = 0
     pending_jump: float = 0.0
+    # Liveness: when the world last changed other than by the function's own doing.
+    pending_disturbance: bool = False
+    calm_since: datetime | None = None
+    disturbed_until: datetime | None = None
+    at_rest: str | None = None  # the previous response's rest state, if any
+    # Flapping: the (phase, Progressing) values seen while the world stays the same in kind.
+    stretch: tuple[str, str] | None = None
+    stretch_seen: list[tuple[str, str, str]] = field(default_factory=list)
+    # Warnings said since the last transition, by normalized message.
+    warning_epoch: int = 0
+    warned: dict[str, int] = field(default_factory=dict)
+    awaiting_since: tuple[str, datetime] | None = None
 
     def count(self, name: str) -> None:
         self.checks[name] += 1
@@ -264,13 +391,19 @@ class SimChecker:
     # Told by the scenario -----------------------------------------------------------
 
     def note_status_lost(self, now: datetime) -> None:
+        self.pending_disturbance = True
         if self.track is not None:
             self.end_track({}, now)
 
-    def note_disruptive(self) -> None:
+    def note_disruptive(self, until: datetime | None = None) -> None:
         """A disruptive fault was injected; it counts for the rollout running after the
-        next call (fates are drawn while a response is applied)."""
+        next call (fates are drawn while a response is applied). `until`: the latest
+        time its effect can start (a crash long after Ready); the deployment is not
+        expected to be at rest before then."""
         self.pending_disruptive += 1
+        self.pending_disturbance = True
+        if until is not None and (self.disturbed_until is None or until > self.disturbed_until):
+            self.disturbed_until = until
 
     def note_jump(self, seconds: float) -> None:
         """The clock jumps by `seconds` after the next call."""
@@ -282,6 +415,7 @@ class SimChecker:
         spec = parsed_spec(world.spec)
         kind = check_shape(step.request, step.response)
         self.count("response-shape")
+        disturbed = self.disturbed(step)
         if kind == "fatal":
             if spec is not None:
                 raise Violation(f"a valid spec got a Fatal: {result_messages(step)}")
@@ -297,6 +431,11 @@ class SimChecker:
             self.check_lost_status(spec, step)
             self.check_rollback(spec, step)
             self.check_quiet(step)
+            self.check_orphans_not_routed(step)
+            self.check_ttl(spec, step)
+            self.check_warnings_once(step, disturbed)
+            self.check_no_flap(spec, step, disturbed)
+            self.check_rest(spec, step, disturbed)
         self.check_rollout_ends(world, step, spec)
         if step.applied:
             self.last_applied = step
@@ -412,12 +551,43 @@ class SimChecker:
                 due = max(times) + timedelta(seconds=spec.strategy.promote_delay_seconds)
                 if step.now >= due:
                     raise Violation(f"auto-promotion of {deploying!r} was due at {due}")
+            elif spec.replicas == 0:
+                # No green replica to be Ready: the soak runs from when green reached the
+                # gate with this spec (SPEC 4.2: with N = 0 the gate's first half holds).
+                key = f"{deploying} {request_spec(step)}"
+                if self.awaiting_since is None or self.awaiting_since[0] != key:
+                    self.awaiting_since = (key, step.now)
+                due = self.awaiting_since[1] + timedelta(
+                    seconds=spec.strategy.promote_delay_seconds)
+                if step.now >= due:
+                    raise Violation(f"auto-promotion of {deploying!r} with 0 replicas was due "
+                                    f"at {due} (awaiting since {self.awaiting_since[1]})")
         self.count("promotion-gate")
 
     def check_lost_status(self, spec: Spec, step: Step) -> None:
+        """SPEC 3.1, 3.2: a revision becomes current only by serving N (completion) or,
+        with the status lost, by having the most available replicas, at least one;
+        and nothing that serves is deleted while the status is missing."""
         prior = prior_status(step)
-        if prior.get("currentRevision") or prior.get("deployingRevision"):
+        current = step.status.get("currentRevision")
+        if prior.get("currentRevision"):
             return
+        counts = revision_counts(spec, step)
+        available, serving = counts.get(current or "", (0, 0))
+        completed = current == spec.active_revision and serving >= spec.replicas
+        if prior.get("deployingRevision"):
+            if current and not completed:
+                raise Violation(f"the first deploy of {prior['deployingRevision']!r} made "
+                                f"{current!r} current with {serving} of {spec.replicas} "
+                                "replicas serving")
+            self.count("first-deploy-completes-serving")
+            return
+        best = max((a for a, _ in counts.values()), default=0)
+        if current and not completed and (available == 0 or available < best):
+            raise Violation(f"with the status lost, {current!r} was inferred as current with "
+                            f"{available} available replicas (most available: {best}; "
+                            f"{dict(counts)}): phase {step.status.get('phase')}")
+        self.count("lost-status-infers-an-available-revision")
         for key in step.observed:
             if naming.parse_replica_key(key) and key not in step.desired \
                     and serving_from_outside(spec, step.observed, key, step.now):
@@ -452,6 +622,162 @@ class SimChecker:
             raise Violation(f"results without a transition: {result_messages(step)}")
         self.count("results-only-on-transitions")
 
+    # --- liveness, flapping and repetition ----------------------------------------------
+
+    def disturbed(self, step: Step) -> bool:
+        """Whether the world changed by more than the function's own doing and time before
+        this call: the user edited the spec, the status was lost, the clock jumped, the
+        previous response was not applied (late apply, Fatal), or a disruptive fault is
+        still due to strike. Resets the liveness clock."""
+        previous = self.previous
+        disturbed = self.pending_disturbance or previous is None or not previous.applied \
+            or not step.applied
+        self.pending_disturbance = False
+        if previous is not None and (
+                request_spec(step) != request_spec(previous)
+                or (step.now - previous.now).total_seconds() > self.budget.dt_max + 1e-6):
+            disturbed = True
+        if self.disturbed_until is not None and step.now <= self.disturbed_until:
+            disturbed = True
+        if disturbed:
+            self.calm_since = step.now
+        return disturbed
+
+    def check_warnings_once(self, step: Step, disturbed: bool) -> None:
+        """SPEC 7, README 'a failing first deployment is reported once': a Warning is not
+        said again until something changed: the spec, the status (lost), or the
+        revisions the status records (current, deploying, failed)."""
+        prior = prior_status(step)
+        registers = ("currentRevision", "deployingRevision", "failedRevision")
+        if disturbed or any(prior.get(k) != step.status.get(k) for k in registers):
+            self.warning_epoch += 1
+        if not step.applied:
+            return  # Crossplane dropped the response; its events may come again
+        for result in step.response.results:
+            if result.severity != fnv1.SEVERITY_WARNING:
+                continue
+            said = normalized(result.message)
+            if self.warned.get(said) == self.warning_epoch:
+                raise Violation(f"Warning repeated without a transition: {result.message!r}")
+            self.warned[said] = self.warning_epoch
+        self.count("warnings-once-per-transition")
+
+    def check_no_flap(self, spec: Spec, step: Step, disturbed: bool) -> None:
+        """While the world stays the same in kind (the same spec, the same number of
+        available and serving replicas of each revision, no disturbance), phase and the
+        Progressing condition move on but never return to a value they left."""
+        progressing = next(c for c in step.response.conditions if c.type == "Progressing")
+        value = (str(step.status.get("phase")), condition_status(progressing),
+                 progressing.reason)
+        kind = (json.dumps(request_spec(step), sort_keys=True),
+                json.dumps(sorted(revision_counts(spec, step).items())))
+        if disturbed or kind != self.stretch or not self.stretch_seen:
+            self.stretch = kind
+            self.stretch_seen = [value]
+            return
+        if value != self.stretch_seen[-1]:
+            if value in self.stretch_seen:
+                raise Violation(f"phase/Progressing flapped back to {value} "
+                                f"(went {' -> '.join('/'.join(v) for v in self.stretch_seen)})"
+                                " while the observed world was unchanged in kind")
+            self.stretch_seen.append(value)
+        self.count("no-flap-while-unchanged")
+
+    def rest_state(self, spec: Spec, step: Step) -> str | None:
+        """The states a deployment may stay in without anything more happening: Stable on
+        the active revision, Failed on a failed active revision (or a failing first
+        deploy, README), or a manual BlueGreen awaiting spec.promote."""
+        status = step.status
+        phase = status.get("phase")
+        current = status.get("currentRevision")
+        deploying = status.get("deployingRevision")
+        failed = status.get("failedRevision")
+        target = spec.active_revision
+        progressing = next(c for c in step.response.conditions if c.type == "Progressing")
+        available = next(c for c in step.response.conditions if c.type == "Available")
+        if phase == "Stable" and not deploying and current == target \
+                and available.status == fnv1.STATUS_CONDITION_TRUE:
+            return "stable"
+        if phase == "Failed" and not deploying and current and failed == target:
+            return "failed"
+        if phase == "Failed" and not current and deploying == target \
+                and progressing.status == fnv1.STATUS_CONDITION_FALSE:
+            return "failing-first-deploy"
+        if phase == "AwaitingPromotion" and deploying == target \
+                and not spec.strategy.auto_promote and spec.promote != deploying:
+            return "awaiting-approval"
+        return None
+
+    def liveness_bound(self, spec: Spec) -> float:
+        """After the last disturbance the deployment is at rest within the bound of one
+        rollout of N replicas (see RolloutBudget)."""
+        return self.budget.bound(spec.replicas, 0.0, 0)
+
+    def check_rest(self, spec: Spec, step: Step, disturbed: bool) -> None:
+        """Liveness: within `liveness_bound` of the last disturbance the deployment is at
+        rest (`rest_state`), and once at rest it holds: phase, revisions and Progressing
+        stay as they are until something disturbs it, but for a failing first deploy
+        whose deploying revision now has an available replica."""
+        rest = self.rest_state(spec, step)
+        progressing = next(c for c in step.response.conditions if c.type == "Progressing")
+        state = (step.status.get("phase"), step.status.get("currentRevision"),
+                 step.status.get("deployingRevision"), step.status.get("failedRevision"),
+                 condition_status(progressing), progressing.reason)
+        previous, self.at_rest = self.at_rest, (f"{rest} {state}" if rest else None)
+        if previous is not None and not disturbed and self.previous is not None \
+                and previous != self.at_rest:
+            deploying = self.previous.status.get("deployingRevision")
+            recovered = previous.startswith("failing-first-deploy") and deploying and \
+                revision_counts(spec, step).get(deploying, (0, 0))[0] > 0
+            if not recovered:
+                raise Violation(f"left its rest state without a disturbance: {previous} "
+                                f"-> {self.at_rest or state}")
+        self.count("rest-holds")
+        assert self.calm_since is not None
+        calm = (step.now - self.calm_since).total_seconds()
+        if rest is None and calm > self.liveness_bound(spec):
+            raise Violation(f"not at rest {calm:.0f}s after the last disturbance (bound "
+                            f"{self.liveness_bound(spec):.0f}s): phase {state[0]}, current "
+                            f"{state[1]}, deploying {state[2]}, failed {state[3]}, "
+                            f"Progressing {state[4]}/{state[5]}")
+        self.count("at-rest-after-disturbance")
+
+    # --- routes, timers, lost status ----------------------------------------------------
+
+    def check_orphans_not_routed(self, step: Step) -> None:
+        """SPEC 3.8: a revision other than the response's current and deploying ones is
+        never newly added to a route: the main route may keep a backend of it only if
+        the observed main route carries it; the preview route carries D only."""
+        keep = {step.status.get("currentRevision"), step.status.get("deployingRevision")}
+        carried = set(invariants._backends(step.observed, naming.ROUTE_KEY))
+        by_backend = invariants._endpoint_by_backend(step.observed)
+        for name in main_backends(step):
+            revision = (naming.parse_replica_key(by_backend.get(name, "")) or ("",))[0]
+            if revision not in keep and name not in carried:
+                raise Violation(f"the main route newly carries {name} of {revision!r}, "
+                                f"neither current nor deploying ({sorted(filter(None, keep))})")
+        for name in invariants._backends(step.desired, naming.PREVIEW_ROUTE_KEY):
+            revision = (naming.parse_replica_key(by_backend.get(name, "")) or ("",))[0]
+            if revision != step.status.get("deployingRevision"):
+                raise Violation(f"the preview route carries {name} of {revision!r}, "
+                                "not the deploying revision")
+        self.count("orphans-never-newly-routed")
+
+    def check_ttl(self, spec: Spec, step: Step) -> None:
+        """SPEC 7: the TTL is no longer than the time to the nearest pending timer
+        (`outside_timers`), the warm-up of replicas this very response creates included."""
+        timers = outside_timers(spec, step)
+        if not timers:
+            return
+        seconds, what = min(timers)
+        allowed = max(1, math.ceil(seconds - 1e-6))
+        ttl = step.response.meta.ttl.seconds
+        if ttl > allowed:
+            raise Violation(f"TTL {ttl}s, but the {what} ends in {seconds:.1f}s")
+        self.count("ttl-within-nearest-timer")
+        if any(naming.parse_replica_key(k) and k not in step.observed for k in step.desired):
+            self.count("ttl-of-creating-responses")
+
     def check_rollout_ends(self, world: World, step: Step, spec: Spec | None) -> None:
         status = world.status  # what Crossplane persisted after this call
         deploying = status.get("deployingRevision")
@@ -477,12 +803,14 @@ class SimChecker:
         track.last_n = n
         if not step.applied:
             track.unapplied += 1
-        elapsed = (step.now - track.started).total_seconds()
+        if (self.at_rest or "").startswith("failing-first-deploy") and self.previous is not None:
+            track.resting += (step.now - self.previous.now).total_seconds()
+        elapsed = (step.now - track.started).total_seconds() - track.resting
         bound = self.budget.bound(track.gains(), track.jumped, track.unapplied)
         if elapsed > bound:
             raise Violation(f"the rollout of {track.revision!r} has run {elapsed:.0f}s, past "
                             f"its bound of {bound:.0f}s (gains {track.gains()}, "
-                            f"jumped {track.jumped:.0f}s)")
+                            f"jumped {track.jumped:.0f}s, resting {track.resting:.0f}s)")
         self.count("rollout-ends-within-bound")
 
     def end_track(self, status: dict[str, Any], now: datetime) -> None:
