@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/campaign.py              # seed 1: every strategy x family once
     .venv/bin/python scripts/campaign.py --seed 7 --scenarios 400 --jobs 2
-    .venv/bin/python scripts/campaign.py --long       # 10 seeds x 264 scenarios
+    .venv/bin/python scripts/campaign.py --long       # 10 seeds x 312 scenarios
     .venv/bin/python scripts/campaign.py --seed 3 --only 72   # re-run one scenario
     .venv/bin/python scripts/campaign.py --family clock-jump --strategy bluegreen-manual
 
@@ -10,9 +10,11 @@ Each scenario plays one ModelDeployment from bootstrap through a rollout to a se
 state: tests/world.py stands in for Crossplane and the platform, the function runs
 behind a real gRPC server on a simulated clock, and seeded faults are injected
 (replica warm-up, start failures, crashes, readiness flaps, Unhealthy and stale
-health, late backends and routes, lost status, late apply, clock jumps, bad input).
-Every call is checked against the invariants of tests/invariants.py and
-tests/sim_invariants.py and repeated to check that it is deterministic. Unless
+health, late backends and routes, lost status, late apply, clock jumps, bad input,
+broken revisions). Every call is checked against the invariants of
+tests/invariants.py and tests/sim_invariants.py, and goes to two servers started with
+different PYTHONHASHSEED values (tests/sim_server.py) whose responses must be
+byte-identical. Unless
 --no-wallclock is given, a few scenarios also run against the `function` console
 script in a subprocess on the wall clock.
 
@@ -20,9 +22,8 @@ Everything is drawn from --seed: the same seed and scenario count give the same
 scenarios, faults and calls. A violation names its scenario and the command that
 re-runs it alone (--only keeps the scenario's own random stream).
 
---long is the soak: --scenarios 264 (every strategy x family three times) for
-each of ten seeds, starting at --seed: about 2,600 scenarios and 150,000 checked
-calls, three to five minutes per seed on two cores. The CI test
+--long is the soak: --scenarios 312 (every strategy x family three times) for
+each of ten seeds, starting at --seed: about 3,100 scenarios. The CI test
 (tests/test_campaign.py) runs a bounded campaign instead: every strategy x family
 once, on one fixed seed, in about a minute.
 
@@ -52,7 +53,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="number of scenarios (default: every strategy x family once, "
                              f"{len(STRATEGIES) * len(FAMILIES)})")
     parser.add_argument("--long", action="store_true",
-                        help="soak: 264 scenarios for each of 10 seeds from --seed")
+                        help="soak: every strategy x family three times, for each of 10 "
+                             "seeds from --seed")
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
                         help="worker processes, each with its own gRPC server (default 2)")
     parser.add_argument("--only", type=int, action="append",

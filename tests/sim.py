@@ -2,25 +2,28 @@
 
 Each scenario is one ModelDeployment played from bootstrap through a rollout to a
 settled state by tests/world.py (Crossplane and the platform), while the function
-runs behind a real gRPC server (tests/grpc_harness.py) on a simulated clock. The
+runs behind two real gRPC servers (tests/sim_server.py) on a simulated clock. The
 scenario injects faults, all drawn from one seeded random stream, so a scenario is
 reproduced exactly by its campaign seed and index:
 
 - replica faults, drawn once per replica as its `Fate`: warm-up of random length,
   failure to start, never Ready, crash after serving, a readiness flap, health
   turning Unhealthy, health data going stale, the endpoint publishing its
-  backendName late;
+  backendName late; a broken revision, every replica of which fails;
 - platform faults: routes accepted late;
 - Crossplane faults: the XR status wiped (lost status), a response applied late
   (the next call sees the previous observed state again), clock jumps of minutes to
   hours, a user writing an invalid spec for a few calls (Fatal; nothing applied).
 
 After every call the invariants of tests/invariants.py and tests/sim_invariants.py
-are checked, and every call is made twice to check that the response is
-byte-identical. Scenario families cross every strategy with plain rollouts,
-pre-emption, abort, rollback (never Ready, crash before available), scale changes,
-lost status, late apply, clock jumps, bad input and a chaos mix; each family also
-states what the settled deployment must look like.
+are checked, and every request goes to both servers, started with different
+PYTHONHASHSEED values, whose responses must be byte-identical. Scenario families
+cross every strategy with plain rollouts, pre-emption, abort, rollback (never Ready,
+crash before available), scale changes, lost status, late apply, clock jumps, bad
+input, a chaos mix, `replicas: 0` (from the start, or set with the rollout), and a
+disturbed first deploy (pre-empted, also in the call in which its first backend is
+published; broken and held there, perhaps losing its status; its status lost while
+it warms up); each family also states what the settled deployment must look like.
 
 A smaller set of wall-clock scenarios plays the same World against the real
 `function` console script in a subprocess, with instant warm-up.
@@ -43,17 +46,20 @@ from typing import Any
 
 from crossplane.function.proto.v1 import run_function_pb2 as fnv1
 
+from function import naming
 from function.rollout import surge_and_unavailable
 from function.spec import parse_spec
 from tests import fixtures
-from tests.grpc_harness import Client, RealServer, WallClockCaller, simulated
+from tests.grpc_harness import Client, RealServer, WallClockCaller
 from tests.invariants import Violation
 from tests.sim_invariants import (
     RolloutBudget,
     SimChecker,
+    backend_published,
     deterministic_bytes,
     serving_from_outside,
 )
+from tests.sim_server import TwinServers
 from tests.world import Fate, Step, World
 
 STRATEGIES: dict[str, dict[str, Any]] = {
@@ -79,11 +85,16 @@ FAMILIES = (
     "clock-jump",
     "bad-input",
     "chaos",
+    "zero",
+    "first-deploy",
 )
+FIRST_DEPLOY_MODES = ("preempt", "preempt-at-backend", "broken", "broken-lost-status",
+                      "lost-status")
 
 FAULT_KINDS = (
     "warmup", "start-failure", "never-ready", "crash", "flap", "unhealthy", "stale-health",
     "backend-late", "route-late", "lost-status", "late-apply", "clock-jump", "bad-input",
+    "broken-revision", "zero-replicas", "first-deploy-preempt",
 )
 DISRUPTIVE = ("start-failure", "never-ready", "crash", "flap", "unhealthy")
 
@@ -143,8 +154,9 @@ class ScenarioResult:
 class Scenario:
     """One deployment, played to a settled state while faults are injected."""
 
-    def __init__(self, spec: ScenarioSpec, caller: Callable[[fnv1.RunFunctionRequest, datetime],
-                                                             fnv1.RunFunctionResponse]) -> None:
+    def __init__(self, spec: ScenarioSpec, caller: Callable[
+            [fnv1.RunFunctionRequest, datetime],
+            tuple[fnv1.RunFunctionResponse, fnv1.RunFunctionResponse]]) -> None:
         self.spec = spec
         self.caller = caller
         self.rng = random.Random(f"{spec.seed}/{spec.index}/{spec.strategy}/{spec.family}")
@@ -158,7 +170,8 @@ class Scenario:
         self.n = rng.randint(1, 5)
         self.dt_max = float(rng.choice([10, 20, 30]))
         health = {name: rng.random() < 0.8 for name in REVISIONS}
-        initial_delay = rng.choice([180, 300, 600])
+        # Budgets under a minute make the TTL follow the warm-up of new replicas (SPEC 7).
+        initial_delay = rng.choice([30, 45, 180, 300, 600])
         # Revisions without a health check have the default 600 s warm-up budget.
         self.warmup_budget = initial_delay if all(health.values()) else 600
         self.warmup_max = min(0.5 * initial_delay, 240.0)
@@ -205,6 +218,9 @@ class Scenario:
         self.approve_at: datetime | None = None
         self.required: set[int] = set()  # calls at which a family's action is still due
         self.disruptive_drawn = 0
+        # Drawn last, so that the draws above are the same in every family.
+        self.zero_from_start = family == "zero" and rng.random() < 0.5
+        self.first_mode = rng.choice(FIRST_DEPLOY_MODES) if family == "first-deploy" else ""
 
     # --- faults ---------------------------------------------------------------------------
 
@@ -216,6 +232,12 @@ class Scenario:
         family = self.spec.family
         warmup = rng.uniform(1, self.warmup_max)
         self.fault("warmup")
+        if revision == "v1" and self.first_mode.startswith("broken"):
+            # The revision itself is broken: every replica of it, replacements too.
+            self.fault("broken-revision")
+            if rng.random() < 0.5:
+                return Fate(never_ready=True)
+            return Fate(warmup=warmup, start_failure=True)
         if revision == "v2" and family == "rollback-never-ready":
             if rng.random() < 0.5:
                 self.fault("never-ready")
@@ -238,7 +260,8 @@ class Scenario:
             kind = DISRUPTIVE[(self.spec.index + self.disruptive_drawn) % len(DISRUPTIVE)]
             self.disruptive_drawn += 1
             self.fault(kind)
-            self.checker.note_disruptive()
+            strikes = {"crash": "crash_after", "flap": "flap_after", "unhealthy":
+                       "unhealthy_after"}
             if kind == "start-failure":
                 fate.start_failure = True
             elif kind == "never-ready":
@@ -250,18 +273,27 @@ class Scenario:
                 fate.flap_for = rng.uniform(5, 1.2 * self.warmup_budget)
             else:
                 fate.unhealthy_after = rng.uniform(5, 600)
+            # The fault strikes after warm-up and its delay; a flap lasts flap_for; a
+            # replica not Ready is Failed a warm-up budget later.
+            after = (getattr(fate, strikes[kind]) or 0.0) if kind in strikes else 0.0
+            lasts = fate.flap_for if kind == "flap" else 0.0
+            self.checker.note_disruptive(self.world.now + timedelta(
+                seconds=fate.warmup + after + lasts + self.warmup_budget))
         return fate
 
     # --- calls ----------------------------------------------------------------------------
 
     def call(self, req: fnv1.RunFunctionRequest, now: datetime) -> fnv1.RunFunctionResponse:
-        rsp = self.caller(req, now)
-        again = self.caller(req, now)
+        """Every request goes to both twin servers (different PYTHONHASHSEED): their
+        responses must be byte-identical (SPEC 3.7)."""
+        rsp, twin = self.caller(req, now)
         self.result.calls += 1
         self.result.recalls += 1
-        if deterministic_bytes(rsp) != deterministic_bytes(again):
-            raise Violation("the same request twice gave different responses")
-        self.checker.count("determinism")
+        if deterministic_bytes(rsp) != deterministic_bytes(twin):
+            seeds = getattr(self.caller, "hash_seeds", ("?", "?"))
+            raise Violation(f"servers started with PYTHONHASHSEED={seeds[0]} and {seeds[1]} "
+                            "answered the same request differently")
+        self.checker.count("determinism-across-hash-seeds")
         return rsp
 
     def step(self, *, dt: float | None = None, apply: bool = True) -> Step:
@@ -350,6 +382,13 @@ class Scenario:
     def play(self) -> None:
         family = self.spec.family
         chaos = family == "chaos"
+        if family == "first-deploy":
+            self.play_first_deploy()
+            self.check_outcome()
+            return
+        if self.zero_from_start:
+            self.world.spec["replicas"] = 0
+            self.fault("zero-replicas")
         # Bootstrap v1 (a first deploy is a rollout too).
         self.run_until_settled(disturb=self.chaos_step if chaos else None)
         if self.world.status.get("currentRevision") != "v1":
@@ -359,9 +398,79 @@ class Scenario:
             self.step()
         # Roll out v2, disturbed as the family says.
         self.world.spec["activeRevision"] = "v2"
+        if family == "zero" and not self.zero_from_start:
+            self.world.spec["replicas"] = 0  # in the same edit
+            self.fault("zero-replicas")
         disturb = self.disturbance()
         self.run_until_settled(disturb=disturb)
+        if family == "zero" and self.rng.random() < 0.5:
+            self.world.spec["replicas"] = self.rng.randint(1, 4)
+            self.run_until_settled()
         self.check_outcome()
+
+    def play_first_deploy(self) -> None:
+        """A first deploy of v1, disturbed: pre-empted by v2 (at a drawn call, or in the
+        call in which v1's first backend is published); broken (every v1 replica fails,
+        replacements too), held there, perhaps with the status lost, then replaced by v2;
+        or its status lost while it warms up. It settles on v2."""
+        mode = self.first_mode
+        world = self.world
+        rng = self.rng
+        if mode.startswith("preempt"):
+            at = rng.randint(0, 8)
+            self.required.add(-1)
+
+            def preempt(i: int) -> None:
+                if -1 in self.required and (
+                        i == at if mode == "preempt" else self.backend_published("v1")):
+                    world.spec["activeRevision"] = "v2"
+                    self.fault("first-deploy-preempt")
+                    self.required.discard(-1)
+                self.step()
+            self.run_until_settled(disturb=preempt)
+            return
+        if mode == "lost-status":
+            at = rng.randint(1, 6)
+            self.required.add(at)
+
+            def lose(i: int) -> None:
+                if i == at:
+                    self.lose_status()
+                    self.required.discard(at)
+                self.step()
+            self.run_until_settled(disturb=lose)
+            world.spec["activeRevision"] = "v2"
+            self.run_until_settled()
+            return
+        # Broken: the failing first deploy comes to rest (README: reported once, phase
+        # Failed, failed replicas replaced) and holds there through failure cycles.
+        self.run_until(lambda: (self.checker.at_rest or "").startswith("failing-first-deploy"),
+                       what="a failing first deploy")
+        cycle = self.warmup_budget + 2 * self.dt_max
+        lose_at = world.now + timedelta(seconds=rng.uniform(0, cycle)) \
+            if mode == "broken-lost-status" else None
+        until = world.now + timedelta(seconds=2 * cycle)
+        while world.now < until or lose_at is not None:
+            if lose_at is not None and world.now >= lose_at:
+                self.lose_status()
+                lose_at = None
+                until = max(until, world.now + timedelta(seconds=cycle))
+            self.step()
+        world.spec["activeRevision"] = "v2"
+        self.run_until_settled()
+
+    def backend_published(self, revision: str) -> bool:
+        """Whether an endpoint of `revision` publishes a backendName in the world now."""
+        return any(backend_published(self.world.composed, *parsed)
+                   for key in self.world.composed
+                   if (parsed := naming.parse_endpoint_key(key)) and parsed[0] == revision)
+
+    def run_until(self, done: Callable[[], bool], *, what: str, limit: int = 3000) -> None:
+        for _ in range(limit):
+            self.step()
+            if done():
+                return
+        raise Violation(f"{what} not reached after {limit} calls: {self.world.status}")
 
     def lose_status(self) -> None:
         self.world.status = {}
@@ -511,7 +620,7 @@ class Scenario:
             "plain": ("v2", None), "late-apply": ("v2", None), "bad-input": ("v2", None),
             "lost-status": ("v2", None), "scale": ("v2", None), "preempt": ("v3", None),
             "abort": ("v1", None), "rollback-never-ready": ("v1", "v2"),
-            "rollback-crash": ("v1", "v2"),
+            "rollback-crash": ("v1", "v2"), "zero": ("v2", None), "first-deploy": ("v2", None),
         }
         if family in expected:
             want_current, want_failed = expected[family]
@@ -572,6 +681,7 @@ class Summary:
     wallclock_calls: int = 0
     seconds: float = 0.0
     flags: str = ""  # the strategy and family filters, to re-run a scenario alone
+    hash_seeds: list[tuple[int, int]] = field(default_factory=list)  # per batch of scenarios
 
     def add(self, result: ScenarioResult) -> None:
         self.scenarios += 1
@@ -593,8 +703,11 @@ class Summary:
             f"campaign seed {self.seed}: {self.scenarios} simulated scenarios "
             f"(+{self.wallclock_scenarios} wall-clock against the console script) "
             f"in {self.seconds:.1f}s",
-            f"calls: {self.calls} over gRPC (+{self.recalls} repeated for determinism, "
-            f"+{self.wallclock_calls} wall-clock), {self.sim_hours:.1f} simulated hours",
+            f"calls: {self.calls} over gRPC (+{self.recalls} to twin servers with another "
+            f"PYTHONHASHSEED, +{self.wallclock_calls} wall-clock), "
+            f"{self.sim_hours:.1f} simulated hours",
+            "twin servers' PYTHONHASHSEED: " + ", ".join(
+                f"{a}/{b}" for a, b in self.hash_seeds),
             "faults injected:",
             *(f"  {kind:<16} {self.faults.get(kind, 0)}" for kind in FAULT_KINDS),
             "rollouts ended: " + ", ".join(
@@ -608,10 +721,18 @@ class Summary:
         return "\n".join(lines)
 
 
-def run_batch(specs: list[ScenarioSpec]) -> list[ScenarioResult]:
-    """Run scenarios one after another against one in-process gRPC server."""
+def hash_seeds(seed: int, batch: int) -> tuple[int, int]:
+    """Two different PYTHONHASHSEED values for a batch's twin servers, from the seed."""
+    rng = random.Random(f"hash:{seed}/{batch}")
+    first = rng.randrange(1, 2**32 - 1)
+    return first, first + 1 + rng.randrange(2**20)
+
+
+def run_batch(specs: list[ScenarioSpec], seeds: tuple[int, int] = (1, 2)
+              ) -> list[ScenarioResult]:
+    """Run scenarios one after another against one pair of twin servers."""
     results = []
-    with simulated() as caller:
+    with TwinServers(seeds) as caller:
         for spec in specs:
             results.append(Scenario(spec, caller).run())
     return results
@@ -635,11 +756,13 @@ def run_campaign(seed: int, count: int, *, jobs: int = 1, wallclock: bool = True
          *(f" --family {name}" for name in families or [])]))
     jobs = max(1, min(jobs, len(specs)))
     batches = [specs[i::jobs] for i in range(jobs)]
+    seeds = [hash_seeds(seed, i) for i in range(len(batches))]
+    summary.hash_seeds = seeds
     if len(batches) == 1:
-        results = run_batch(batches[0])
+        results = run_batch(batches[0], seeds[0])
     else:
         with ProcessPoolExecutor(len(batches), mp_context=get_context("spawn")) as pool:
-            results = [r for batch in pool.map(run_batch, batches) for r in batch]
+            results = [r for batch in pool.map(run_batch, batches, seeds) for r in batch]
     for result in sorted(results, key=lambda r: r.spec.index):
         summary.add(result)
         if progress is not None:

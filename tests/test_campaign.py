@@ -22,6 +22,8 @@ from function import naming
 from tests import invariants
 from tests.fixtures import blue_green, deployment, rolling
 from tests.sim import FAMILIES, STRATEGIES, run_campaign, stable_on
+from tests.sim_invariants import deterministic_bytes
+from tests.sim_server import TwinServers
 from tests.world import Fate, World
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,7 +40,8 @@ def test_every_strategy_and_family():
     assert all(summary.faults[kind] for kind in ("warmup", "start-failure", "never-ready",
                                                   "crash", "stale-health", "backend-late",
                                                   "route-late", "lost-status", "late-apply",
-                                                  "clock-jump", "bad-input"))
+                                                  "clock-jump", "bad-input", "broken-revision",
+                                                  "zero-replicas", "first-deploy-preempt"))
     assert not summary.violations, summary.render()
 
 
@@ -132,3 +135,41 @@ def test_a_revision_that_serves_fully_is_not_rolled_back_after_a_reconcile_gap()
     step = world.step()
     assert step.status.get("failedRevision") != "v2", [r.message for r in step.response.results]
     world.run_until(settled_on("v2", 1), check=invariants.check)
+
+
+def twin_differences(mutation: str | None) -> tuple[int, int]:
+    """Roll four replicas out behind twin servers (PYTHONHASHSEED 1 and 2), comparing
+    every response; returns (calls, calls whose responses differed)."""
+    env = {"SIM_SERVER_MUTATION": mutation} if mutation else {}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        with TwinServers((1, 2)) as twins:
+            differed = 0
+
+            def call(req, now):
+                nonlocal differed
+                first, second = twins(req, now)
+                differed += deterministic_bytes(first) != deterministic_bytes(second)
+                return first
+
+            world = World(spec=deployment(4, ("v1",)), fate_for=lambda r, i: Fate(warmup=5),
+                          call=call)
+            calls = world.run_until(settled_on("v1", 4))
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return calls, differed
+
+
+def test_twin_servers_catch_a_response_that_follows_string_hashing():
+    """The campaign's determinism check sends each request to two servers started with
+    different PYTHONHASHSEED values. A function that lists backends in the order of a
+    set is caught; the function as it is answers both alike."""
+    calls, differed = twin_differences("set-ordered-backends")
+    assert differed > 0, f"{calls} calls, none told the twins apart"
+    calls, differed = twin_differences(None)
+    assert differed == 0, f"{differed} of {calls} responses differed between hash seeds"
