@@ -446,16 +446,23 @@ class Scenario:
         # Failed, failed replicas replaced) and holds there through failure cycles.
         self.run_until(lambda: (self.checker.at_rest or "").startswith("failing-first-deploy"),
                        what="a failing first deploy")
-        cycle = self.warmup_budget + 2 * self.dt_max
+        cycle = self.warmup_budget + 2 * self.dt_max  # a replica fails within a cycle
         lose_at = world.now + timedelta(seconds=rng.uniform(0, cycle)) \
             if mode == "broken-lost-status" else None
         until = world.now + timedelta(seconds=2 * cycle)
-        while world.now < until or lose_at is not None:
+        rest_by: datetime | None = None  # after the status is lost, at rest again by then
+        while world.now < until or lose_at is not None or rest_by is not None:
             if lose_at is not None and world.now >= lose_at:
                 self.lose_status()
                 lose_at = None
-                until = max(until, world.now + timedelta(seconds=cycle))
+                rest_by = world.now + timedelta(seconds=2 * cycle)
+                until = max(until, rest_by)
             self.step()
+            if (self.checker.at_rest or "").startswith("failing-first-deploy"):
+                rest_by = None
+            elif rest_by is not None and world.now > rest_by:
+                raise Violation(f"a broken first deploy whose status was lost did not report "
+                                f"its failure again within {2 * cycle:.0f}s: {world.status}")
         world.spec["activeRevision"] = "v2"
         self.run_until_settled()
 
