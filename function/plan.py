@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from function import naming, rollout
-from function.classify import Classifier, Health, Lifecycle, Replica
+from function.classify import Classifier, Health, Lifecycle, Replica, warmup_budget
 from function.observe import Observed, PriorStatus, get, to_plain
 from function.spec import (
     BLUE_GREEN,
@@ -192,19 +192,24 @@ def revision_content(rev: Revision) -> dict:
     return content
 
 
-def infer_current(replicas: Iterable[Replica], spec: Spec, routed: frozenset[str]) -> str:
-    """The revision with the most available replicas; ties go to the later listed one.
+def infer_current(replicas: Iterable[Replica], spec: Spec,
+                  routed: frozenset[str]) -> str | None:
+    """The revision with the most available replicas, or None when none is available.
 
-    Before the listing decides a tie, the observed main route does: the revision
-    it carries more of was serving, so a green awaiting promotion is never
-    promoted by a lost status. A revision no longer listed loses every tie: it
-    cannot be rebuilt.
+    Ties go first to the revision the observed main route carries more of (it
+    was serving, so a green awaiting promotion is never promoted by a lost
+    status), then to the later listed one; a revision no longer listed loses
+    every tie: it cannot be rebuilt. A revision with no available replica was
+    never shown to serve, so it is never inferred as current: with none
+    available anywhere the active revision continues as a first deploy.
     """
     available: dict[str, int] = defaultdict(int)
     carried: dict[str, int] = defaultdict(int)
     for replica in replicas:
         available[replica.revision] += 1 if replica.available else 0
         carried[replica.revision] += 1 if replica.backend_name in routed else 0
+    if not any(available.values()):
+        return None
     listed = {rev.name for rev in spec.revisions}
     return max(available, key=lambda name: (
         available[name], carried[name], name in listed, spec.revision_order(name), name))
@@ -251,9 +256,10 @@ def decide_revisions(
 
     if state.current is None and state.deploying is None and replicas:
         state.current = infer_current(replicas, spec, routed)
-        events.append(Event(Severity.WARNING,
-            f"status.currentRevision was lost; inferred {state.current!r} from the observed "
-            "replicas (the revision with the most available replicas)"))
+        if state.current is not None:
+            events.append(Event(Severity.WARNING,
+                f"status.currentRevision was lost; inferred {state.current!r} from the "
+                "observed replicas (the revision with the most available replicas)"))
     if state.failed is not None and state.failed != target:
         state.failed = None
 
@@ -373,8 +379,7 @@ def plan(spec: Spec, prior: PriorStatus, observed: Observed, xr_name: str,
                     and d_serving >= n)
         track_progress(state, prior, d_replicas, awaiting, now)
         if awaiting:
-            ready_times = [r.ready_since for r in d_replicas if r.serving and r.ready_since]
-            green_ready_at = max(ready_times) if ready_times else now
+            green_ready_at = soak_start(state, d_replicas)
             promote_by = green_ready_at + timedelta(seconds=spec.strategy.promote_delay_seconds)
             approved = spec.promote == state.deploying
             auto = spec.strategy.auto_promote and now >= promote_by
@@ -387,7 +392,8 @@ def plan(spec: Spec, prior: PriorStatus, observed: Observed, xr_name: str,
         elif d_serving >= n:
             pass  # serves in full and completes below: a late call is no reason to roll back
         else:
-            failure = rollout_failure(spec, state, d_replicas, now)
+            failure = (rollout_failure(spec, state, d_replicas, now)
+                       or first_deploy_still_failing(prior, state, d_replicas, infos))
             if failure is None:
                 assert state.last_progress is not None  # set by track_progress
                 deadline_timer = state.last_progress + timedelta(
@@ -404,14 +410,15 @@ def plan(spec: Spec, prior: PriorStatus, observed: Observed, xr_name: str,
                                             "being replaced"))
 
     book = _Book(spec=spec, now=now, xr_name=xr_name, taken=observed_indices(observed))
-    decide_replicas(book, spec, state, by_revision, infos, surge, unavailable)
+    carried = routed if spec.route is not None else None
+    decide_replicas(book, spec, state, by_revision, infos, surge, unavailable, carried)
 
     if state.deploying is not None and (state.strategy == ROLLING_UPDATE
                                         or state.current is None):
         complete_if_done(book, state, events, n)
 
     return finish(spec, prior, state, book, infos, events, unavailable, awaiting,
-                  [t for t in (deadline_timer, promote_timer) if t is not None])
+                  [t for t in (deadline_timer, promote_timer) if t is not None], carried)
 
 
 def classify_all(spec: Spec, observed: Observed, infos: dict[str, RevisionInfo],
@@ -439,6 +446,23 @@ def report_in_place_edits(replicas: list[Replica], infos: dict[str, RevisionInfo
             "without a rollout. Add a new revision to roll out a change safely."))
 
 
+def soak_start(state: RevisionState, d_replicas: list[Replica]) -> datetime:
+    """When green became fully available: the last serving green replica's Ready time.
+
+    With no Ready time to go by (N = 0, or Ready times not published) the gate is
+    taken to have held since the call that first saw it hold, which
+    track_progress recorded as progress: a time that does not move, so an
+    automatic promotion's soak ends. Example: N = 0, promoteDelaySeconds 15,
+    the gate first held at 10:00:10 -> promoted by the first call at or after
+    10:00:25.
+    """
+    ready_times = [r.ready_since for r in d_replicas if r.serving and r.ready_since]
+    if ready_times:
+        return max(ready_times)
+    assert state.last_progress is not None  # set by track_progress
+    return state.last_progress
+
+
 def track_progress(state: RevisionState, prior: PriorStatus, d_replicas: list[Replica],
                    awaiting: bool, now: datetime) -> None:
     """Progress is a new deploying replica becoming Available, or reaching the gate."""
@@ -463,6 +487,34 @@ def rollout_failure(spec: Spec, state: RevisionState, d_replicas: list[Replica],
     if now >= state.last_progress + timedelta(seconds=spec.progress_deadline_seconds):
         return REASON_DEADLINE
     return None
+
+
+def first_deploy_still_failing(prior: PriorStatus, state: RevisionState,
+                               d_replicas: list[Replica],
+                               infos: dict[str, RevisionInfo]) -> str | None:
+    """The reason a failing first deploy stays reported, or None once it recovers.
+
+    A first deploy has nothing to roll back to, so its failed replicas keep
+    being replaced; while the replacements warm up no replica is Failed, yet
+    nothing has recovered either. The failure therefore stays reported (phase
+    Failed, the same Progressing reason, no new Warning) until a replica of the
+    revision is Available, a new rollout starts, or the revision is edited in
+    place (its observed replicas carry another template hash).
+    """
+    carried = prior.progressing
+    if (state.started or state.current is not None or prior.phase != PHASE_FAILED
+            or prior.deploying_revision != state.deploying or carried is None
+            or carried.reason not in (REASON_REVISION_FAILED, REASON_DEADLINE)):
+        return None
+    info = infos.get(state.deploying or "")
+    expected = info.template_hash if info is not None else None
+    for replica in d_replicas:
+        if replica.available:
+            return None
+        observed_hash = replica.observed.template_hash
+        if expected is not None and observed_hash is not None and observed_hash != expected:
+            return None
+    return carried.reason
 
 
 def failure_message(state: RevisionState, reason: str, d_replicas: list[Replica],
@@ -526,7 +578,14 @@ def complete_if_done(book: _Book, state: RevisionState, events: list[Event], n: 
 
 def decide_replicas(book: _Book, spec: Spec, state: RevisionState,
                     by_revision: dict[str, list[Replica]], infos: dict[str, RevisionInfo],
-                    surge: int, unavailable: int) -> None:
+                    surge: int, unavailable: int, carried: frozenset[str] | None) -> None:
+    """Keep, drain, drop and create replicas for this call.
+
+    carried: the backends the observed main route carries (None when no route
+    is composed). A Serving orphan that the route does not carry takes no
+    traffic and is never newly routed, so it retires at once instead of
+    waiting for the availability rule.
+    """
     n = spec.replicas
     rolling = state.strategy == ROLLING_UPDATE
     if state.deploying is not None and state.strategy == BLUE_GREEN and state.current is not None:
@@ -549,7 +608,7 @@ def decide_replicas(book: _Book, spec: Spec, state: RevisionState,
     old = [r for name, rs in by_revision.items() if name not in wanted for r in rs]
     for replica in old:
         if replica.draining or not replica.serving or replica.revision == state.failed \
-                or not rolling:
+                or not rolling or not carries(carried, replica):
             delay = (spec.strategy.scale_down_delay_seconds
                      if replica.revision == state.retired_current else spec.drain_seconds)
             book.retire(replica, delay)
@@ -575,6 +634,11 @@ def decide_replicas(book: _Book, spec: Spec, state: RevisionState,
         create = rollout.replicas_to_create(wanted=count, alive=live[name], total=total,
                                             capacity_limit=capacity_limit(state, name, n, surge))
         total += create_replicas(book, name, create)
+
+
+def carries(carried: frozenset[str] | None, replica: Replica) -> bool:
+    """Whether the observed main route carries the replica (None: no route, count it)."""
+    return carried is None or replica.backend_name in carried
 
 
 def capacity_limit(state: RevisionState, revision: str, n: int, surge: int) -> int | None:
@@ -693,10 +757,10 @@ def create_replicas(book: _Book, revision: str, count: int) -> int:
 
 def finish(spec: Spec, prior: PriorStatus, state: RevisionState, book: _Book,
            infos: dict[str, RevisionInfo], events: list[Event], unavailable: int,
-           awaiting: bool, timers: list[datetime]) -> Plan:
+           awaiting: bool, timers: list[datetime], carried: frozenset[str] | None) -> Plan:
     n = spec.replicas
     planned = in_spec_order(spec, list(book.kept.values()))
-    main, preview = route_replicas(planned, state, infos)
+    main, preview = route_replicas(planned, state, infos, carried)
     route = spec.route
     main_backends = main if route is not None else None
     preview_backends = preview if (route is not None and route.preview is not None
@@ -706,7 +770,9 @@ def finish(spec: Spec, prior: PriorStatus, state: RevisionState, book: _Book,
     for b in main:
         weights[b.revision] += b.weight
     percentages = rollout.traffic_percentages(weights)
-    tally = Tally.of(planned, state.deploying or state.current)
+    warmups = {name: timedelta(seconds=warmup_budget(info.health_check))
+               for name, info in infos.items()}
+    tally = Tally.of(planned, state.deploying or state.current, warmups)
     timers.extend(tally.next_changes)
     rows = [RevisionRow(name=name, replicas=replicas, available=available,
                         traffic_weight=percentages.get(name, 0))
@@ -759,12 +825,15 @@ def in_spec_order(spec: Spec, kept: list[PlannedReplica]) -> list[PlannedReplica
 
 
 def route_replicas(planned: list[PlannedReplica], state: RevisionState,
-                   infos: dict[str, RevisionInfo]) -> tuple[list[Backend], list[Backend]]:
+                   infos: dict[str, RevisionInfo],
+                   carried: frozenset[str] | None) -> tuple[list[Backend], list[Backend]]:
     """Mark what each route carries; its backends in planned order (main, preview).
 
     A replica is routed when it Serves and is not draining: on the main route
-    under RollingUpdate or when it is of the current revision, on the preview
-    route when it is of the deploying revision.
+    when it is of the current revision or, under RollingUpdate, of the
+    deploying one; on the preview route when it is of the deploying revision.
+    Any other revision (an orphan) stays on the main route only while the
+    observed route already carries it (`carried`): it is never newly added.
     """
     rolling = state.strategy == ROLLING_UPDATE
     current, deploying = state.current, state.deploying
@@ -773,16 +842,19 @@ def route_replicas(planned: list[PlannedReplica], state: RevisionState,
     preview: list[Backend] = []
     for p in planned:
         replica = p.replica
-        serving = replica is not None and replica.serving and p.draining_since is None
-        p.main_routed = serving and (rolling or p.revision == current)
-        p.preview_routed = serving and p.revision == deploying
-        if serving:
-            assert replica is not None and replica.backend_name is not None
-            made = Backend(replica.backend_name, ports[p.revision], 1, p.revision)
-            if p.main_routed:
-                main.append(made)
-            if p.preview_routed:
-                preview.append(made)
+        if replica is None or not replica.serving or p.draining_since is not None:
+            p.main_routed = p.preview_routed = False
+            continue
+        revision = p.revision
+        p.main_routed = revision == current or (rolling and (
+            revision == deploying or carries(carried, replica)))
+        p.preview_routed = revision == deploying
+        assert replica.backend_name is not None
+        made = Backend(replica.backend_name, ports[revision], 1, revision)
+        if p.main_routed:
+            main.append(made)
+        if p.preview_routed:
+            preview.append(made)
     return main, preview
 
 
@@ -798,7 +870,15 @@ class Tally:
     next_changes: list[datetime] = field(default_factory=list)  # when time alone changes one
 
     @classmethod
-    def of(cls, planned: list[PlannedReplica], target: str | None) -> Tally:
+    def of(cls, planned: list[PlannedReplica], target: str | None,
+           warmups: dict[str, timedelta]) -> Tally:
+        """Count the planned replicas; `warmups` is each revision's warm-up budget.
+
+        A replica created by this very response has no classification yet, but
+        its warm-up budget already runs (from first desired), so its expiry is a
+        timer too: initialDelaySeconds 30 -> the creating response asks to be
+        called again within 30 s, not the default 60.
+        """
         tally = cls()
         timers = tally.next_changes
         replicas: dict[str, int] = defaultdict(int)
@@ -815,6 +895,7 @@ class Tally:
             if revision == target:
                 tally.updated += 1
             if replica is None:
+                timers.append(p.desired_since + warmups[revision])
                 continue
             if replica.available:
                 tally.available += 1
