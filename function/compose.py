@@ -8,7 +8,8 @@ from typing import Any
 
 from function import naming
 from function.observe import Observed, format_time, to_plain
-from function.plan import Backend, Plan, PlannedReplica, revision_content
+from function.planner import Backend, Plan, PlannedReplica
+from function.planner.revisions import revision_content
 from function.spec import Input, Spec
 
 

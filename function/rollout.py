@@ -16,22 +16,29 @@ def resolve(value: IntOrPercent, total: int, *, round_up: bool) -> int:
     return -(-scaled // 100) if round_up else scaled // 100
 
 
-def surge_and_unavailable(strategy: Strategy, replicas: int) -> tuple[int, int]:
-    """(maxSurge, maxUnavailable) resolved against replicas.
+def resolve_limits(max_surge: IntOrPercent, max_unavailable: IntOrPercent,
+                   replicas: int) -> tuple[int, int]:
+    """(surge, unavailable) resolved against replicas.
 
     Surge rounds up and unavailability rounds down, so percentages err on the
     side of availability; both zero would forbid any progress, so unavailability
-    becomes 1, as Kubernetes does.
+    becomes 1, as Kubernetes does. Worked examples (N = 10):
+
+        maxSurge 25%, maxUnavailable 0    -> ceil(2.5) = 3, 0
+        maxSurge 0,   maxUnavailable 25%  -> 0, floor(2.5) = 2
+        maxSurge 0,   maxUnavailable 0    -> 0, 1 (else nothing could move)
+        maxSurge 1%,  maxUnavailable 1%   -> ceil(0.1) = 1, floor(0.1) = 0
     """
-    surge = resolve(strategy.max_surge, replicas, round_up=True)
-    unavailable = resolve(strategy.max_unavailable, replicas, round_up=False)
+    surge = resolve(max_surge, replicas, round_up=True)
+    unavailable = resolve(max_unavailable, replicas, round_up=False)
     if surge == 0 and unavailable == 0:
         unavailable = 1
     return surge, unavailable
 
 
-def unavailable_allowance(strategy: Strategy, replicas: int) -> int:
-    return surge_and_unavailable(strategy, replicas)[1]
+def surge_and_unavailable(strategy: Strategy, replicas: int) -> tuple[int, int]:
+    """The rolling-update limits of a spec's strategy, resolved against replicas."""
+    return resolve_limits(strategy.max_surge, strategy.max_unavailable, replicas)
 
 
 def minimum_serving(replicas: int, unavailable: int) -> int:
