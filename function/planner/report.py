@@ -18,7 +18,6 @@ from function.planner.types import (
     PHASE_PROGRESSING,
     PHASE_STABLE,
     REASON_ABORTED,
-    REASON_AWAITING_PROMOTION,
     REASON_COMPLETE,
     REASON_REVISION_FAILED,
     STICKY_FALSE_REASONS,
@@ -100,6 +99,8 @@ def report(rollout: Rollout, strategy: Strategy, ledger: Ledger, gate: Gate) -> 
         events=events,
         ttl_seconds=ttl,
         available=available,
+        header_rule=strategy.header_rule(rollout),
+        extra_status=strategy.status(rollout),
     )
 
 
@@ -186,7 +187,7 @@ def progressing_condition(rollout: Rollout, strategy: Strategy, phase: str) -> C
                             f"revision {state.failed!r} failed to roll out; staying on "
                             f"{state.current!r} until activeRevision changes")
     if phase == PHASE_AWAITING_PROMOTION:
-        message = f"revision {state.deploying!r} is fully available and awaits promotion"
+        reason, message = strategy.progress(rollout, awaiting=True)
         if spec.promote is not None and spec.promote != state.deploying:
             note = (f"spec.promote names {spec.promote!r}, not the deploying revision "
                     f"{state.deploying!r}; it is ignored")
@@ -194,9 +195,9 @@ def progressing_condition(rollout: Rollout, strategy: Strategy, phase: str) -> C
             previous = prior.progressing.message if prior.progressing else None
             if not previous or note not in previous:
                 events.append(Event(Severity.WARNING, note))
-        return ConditionOut("Progressing", True, REASON_AWAITING_PROMOTION, message)
+        return ConditionOut("Progressing", True, reason, message)
     if phase == PHASE_PROGRESSING:
-        reason, message = strategy.progress(rollout)
+        reason, message = strategy.progress(rollout, awaiting=False)
         return ConditionOut("Progressing", True, reason, message)
     if state.aborted:
         return ConditionOut("Progressing", False, REASON_ABORTED,

@@ -11,6 +11,7 @@ import enum
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from function.classify import Replica
 from function.observe import PriorStatus
@@ -22,6 +23,7 @@ PHASE_AWAITING_PROMOTION = "AwaitingPromotion"
 PHASE_FAILED = "Failed"
 
 REASON_DEPLOYING = "NewRevisionDeploying"
+REASON_CANARY_STEP = "CanaryStep"
 REASON_AWAITING_PROMOTION = "AwaitingPromotion"
 REASON_COMPLETE = "RolloutComplete"
 REASON_DEADLINE = "ProgressDeadlineExceeded"
@@ -97,6 +99,15 @@ class Backend:
 
 
 @dataclass(frozen=True)
+class HeaderRule:
+    """Requests with header `name: value` (exact) go to these backends only."""
+
+    name: str
+    value: str
+    backends: list[Backend]
+
+
+@dataclass(frozen=True)
 class RevisionRow:
     name: str
     replicas: int
@@ -132,6 +143,8 @@ class Plan:
     events: list[Event] = field(default_factory=list)
     ttl_seconds: int = DEFAULT_TTL_SECONDS
     available: bool = False
+    header_rule: HeaderRule | None = None  # a second main-route rule, to the canary only
+    extra_status: dict[str, Any] = field(default_factory=dict)  # the strategy's own fields
 
 
 @dataclass
@@ -173,6 +186,7 @@ class Rollout:
     carried: frozenset[str] | None
     surge: int = 0
     unavailable: int = 0
+    progress: Any = None  # the strategy's own reading of this call (the canary's step)
 
     @property
     def n(self) -> int:

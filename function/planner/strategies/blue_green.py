@@ -16,11 +16,18 @@ from function import rollout as arithmetic
 from function.classify import Replica
 from function.planner.ledger import Ledger, fully_rolled_out
 from function.planner.progress import promote
-from function.planner.types import REASON_DEPLOYING, Backend, Gate, RevisionState, Rollout
+from function.planner.strategies.base import Defaults
+from function.planner.types import (
+    REASON_AWAITING_PROMOTION,
+    REASON_DEPLOYING,
+    Gate,
+    RevisionState,
+    Rollout,
+)
 from function.spec import BLUE_GREEN, Spec
 
 
-class BlueGreen:
+class BlueGreen(Defaults):
     name = BLUE_GREEN
     holds_old_capacity = False  # blue keeps N; anything else was never on the main route
 
@@ -66,16 +73,16 @@ class BlueGreen:
     def on_main_route(self, state: RevisionState, revision: str) -> bool:
         return revision == state.current
 
-    def weigh(self, rollout: Rollout, main: list[Backend]) -> None:
-        pass  # only blue (or green, once promoted) is on the main route: weight 1 each
-
     def done(self, rollout: Rollout, ledger: Ledger) -> bool:
         """A first deploy completes when it serves in full; a rollout by promotion."""
         state = rollout.state
         return state.current is None and fully_rolled_out(ledger, state.deploying, rollout.n)
 
-    def progress(self, rollout: Rollout) -> tuple[str, str]:
+    def progress(self, rollout: Rollout, awaiting: bool) -> tuple[str, str]:
         state = rollout.state
+        if awaiting:
+            return (REASON_AWAITING_PROMOTION,
+                    f"revision {state.deploying!r} is fully available and awaits promotion")
         return REASON_DEPLOYING, f"rolling out revision {state.deploying!r} ({state.strategy})"
 
 
