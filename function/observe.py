@@ -289,6 +289,15 @@ class PriorRevisionRow:
 
 
 @dataclass(frozen=True)
+class PriorCanary:
+    """status.canary as written before: the step in force, when it started, the weight routed."""
+
+    step: int | None
+    step_start_time: datetime | None
+    weight: int | None
+
+
+@dataclass(frozen=True)
 class PriorStatus:
     """The rollout's memory, as the function wrote it on an earlier call."""
 
@@ -301,6 +310,7 @@ class PriorStatus:
     last_progress_time: datetime | None = None
     revisions: Mapping[str, PriorRevisionRow] = field(default_factory=dict)
     progressing: Condition | None = None
+    canary: PriorCanary | None = None
 
 
 @dataclass(frozen=True)
@@ -639,4 +649,14 @@ def read_prior_status(status: Any) -> PriorStatus:
         last_progress_time=as_time(get(status, "lastProgressTime")),
         revisions=rows,
         progressing=find_condition(status, "Progressing"),
+        canary=read_prior_canary(get(status, "canary")),
     )
+
+
+def read_prior_canary(canary: Any) -> PriorCanary | None:
+    """status.canary, or None when absent; unreadable fields are unknown (None)."""
+    if canary is None:
+        return None
+    return PriorCanary(step=as_int(get(canary, "step")),
+                       step_start_time=as_time(get(canary, "stepStartTime")),
+                       weight=as_int(get(canary, "weight")))

@@ -28,13 +28,30 @@ MAX_SURGE_PERCENT = 1000
 DEFAULT_PORT = 8000
 DEFAULT_WARMUP_SECONDS = 600
 
+MAX_CANARY_STEPS = 32
+MAX_HEADER_NAME = 256
+MAX_HEADER_VALUE = 4096
+MAX_DURATION = 64
+
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 PERCENT = re.compile(r"^(0|[1-9][0-9]{0,3})%$")
+# An HTTP header name: an RFC 7230 token.
+HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+# A Gateway API Duration (GEP-2257).
+DURATION = re.compile(r"^([0-9]{1,5}(h|m|s|ms)){1,4}$")
 
 ROLLING_UPDATE = "RollingUpdate"
 BLUE_GREEN = "BlueGreen"
-STRATEGY_TYPES = (ROLLING_UPDATE, BLUE_GREEN)
+CANARY = "Canary"
+STRATEGY_TYPES = (ROLLING_UPDATE, BLUE_GREEN, CANARY)
+WAIT = "Wait"
+REPLACE = "Replace"
+CAPACITY_SHORTAGE_ACTIONS = (WAIT, REPLACE)
 CLEANUP_STATUSES = ("Unhealthy", "Degraded")
+SET_WEIGHT = "setWeight"
+PAUSE = "pause"
+ANALYSIS = "analysis"
+CANARY_STEP_KINDS = (SET_WEIGHT, PAUSE, ANALYSIS)
 
 
 class InvalidSpec(ValueError):
@@ -96,6 +113,46 @@ class IntOrPercent:
 
 
 @dataclass(frozen=True)
+class CanaryStep:
+    """One canary step: exactly one of setWeight, pause or analysis."""
+
+    kind: str  # SET_WEIGHT, PAUSE or ANALYSIS
+    weight: int | None = None  # setWeight: percent of main-route traffic, 0..100
+    # pause: seconds, or None for a manual pause (`pause: {}`); analysis: seconds (default 0)
+    duration_seconds: int | None = None
+
+
+@dataclass(frozen=True)
+class HeaderRoute:
+    """Requests carrying this header with exactly this value go to the canary only."""
+
+    name: str
+    value: str
+
+
+@dataclass(frozen=True)
+class Canary:
+    steps: tuple[CanaryStep, ...]
+    max_surge: IntOrPercent = IntOrPercent(25, percent=True)
+    max_unavailable: IntOrPercent = IntOrPercent(0, percent=False)
+    on_capacity_shortage: str = WAIT
+    capacity_wait_seconds: int = 120
+    header_route: HeaderRoute | None = None
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """The SLO gate: limits on the deploying revision's metrics."""
+
+    min_requests: int = 100
+    max_error_rate: float = 0.01
+    max_ttft_p95_seconds: float | None = None
+    max_itl_p95_seconds: float | None = None
+    max_ratio_to_baseline: float | None = None
+    failure_tolerance_seconds: int = 60
+
+
+@dataclass(frozen=True)
 class Strategy:
     type: str = ROLLING_UPDATE
     max_surge: IntOrPercent = IntOrPercent(25, percent=True)
@@ -103,6 +160,10 @@ class Strategy:
     auto_promote: bool = False
     promote_delay_seconds: int = 0
     scale_down_delay_seconds: int = 30
+    on_capacity_shortage: str = WAIT
+    capacity_wait_seconds: int = 120
+    canary: Canary | None = None
+    analysis: Analysis | None = None
 
 
 @dataclass(frozen=True)
@@ -112,11 +173,20 @@ class PreviewRoute:
 
 
 @dataclass(frozen=True)
+class RouteTimeouts:
+    """Gateway API rule timeouts, as Duration strings, copied to every rule."""
+
+    request: str | None = None
+    backend_request: str | None = None
+
+
+@dataclass(frozen=True)
 class Route:
     parent_refs: tuple[dict[str, Any], ...]
     hostnames: tuple[str, ...]
     path_prefix: str = "/"
     preview: PreviewRoute | None = None
+    timeouts: RouteTimeouts | None = None
 
 
 @dataclass(frozen=True)
@@ -205,6 +275,36 @@ def _integer(value: Any, path: str, *, minimum: int, maximum: int) -> int:
     if number < minimum or number > maximum:
         raise InvalidSpec(path, f"must be between {minimum} and {maximum}, not {number}")
     return number
+
+
+def _number(value: Any, path: str, *, minimum: float, maximum: float,
+            exclusive_minimum: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidSpec(path, f"must be a number, not {_type_name(value)}")
+    number = float(value)
+    if number != number or number > maximum or number < minimum or (
+            exclusive_minimum and number == minimum):
+        bound = "greater than" if exclusive_minimum else "at least"
+        raise InvalidSpec(path, f"must be {bound} {minimum:g} and at most {maximum:g}, "
+                                f"not {value!r}")
+    return number
+
+
+def _optional_number(source: Mapping[str, Any], key: str, path: str, *, minimum: float,
+                     maximum: float, exclusive_minimum: bool = False) -> float | None:
+    value = source.get(key)
+    if value is None:
+        return None
+    return _number(value, f"{path}.{key}", minimum=minimum, maximum=maximum,
+                   exclusive_minimum=exclusive_minimum)
+
+
+def _choice(value: Any, path: str, choices: Sequence[str], default: str) -> str:
+    if value is None:
+        return default
+    if value not in choices:
+        raise InvalidSpec(path, f"must be one of {', '.join(choices)}, not {value!r}")
+    return str(value)
 
 
 def _optional_integer(
@@ -359,27 +459,118 @@ def parse_revision(value: Any, path: str) -> Revision:
     )
 
 
+def parse_canary_step(value: Any, path: str) -> CanaryStep:
+    """One canary step; it must be exactly one of setWeight, pause or analysis."""
+    source = _mapping(value, path, required=True)
+    kinds = [kind for kind in CANARY_STEP_KINDS if source.get(kind) is not None]
+    if len(kinds) != 1:
+        found = f"has {' and '.join(kinds)}" if kinds else "has none"
+        raise InvalidSpec(path, f"must be exactly one of {', '.join(CANARY_STEP_KINDS)}; {found}")
+    kind = kinds[0]
+    if kind == SET_WEIGHT:
+        weight = _integer(source[kind], f"{path}.{kind}", minimum=0, maximum=100)
+        return CanaryStep(kind, weight=weight)
+    body = _mapping(source[kind], f"{path}.{kind}")
+    default = None if kind == PAUSE else 0
+    duration = body.get("durationSeconds")
+    if duration is None:
+        return CanaryStep(kind, duration_seconds=default)
+    return CanaryStep(kind, duration_seconds=_integer(
+        duration, f"{path}.{kind}.durationSeconds", minimum=0, maximum=MAX_SECONDS))
+
+
+def parse_header_route(value: Any, path: str) -> HeaderRoute | None:
+    if value is None:
+        return None
+    source = _mapping(value, path)
+    if source.get("name") is None:
+        raise InvalidSpec(f"{path}.name", "is required")
+    name = _string(source["name"], f"{path}.name", max_len=MAX_HEADER_NAME)
+    if not HEADER_NAME.match(name):
+        raise InvalidSpec(f"{path}.name", f"{name!r} is not an HTTP header name "
+                          "(letters, digits and !#$%&'*+-.^_`|~)")
+    if source.get("value") is None:
+        raise InvalidSpec(f"{path}.value", "is required")
+    return HeaderRoute(name, _string(source["value"], f"{path}.value", max_len=MAX_HEADER_VALUE))
+
+
+def parse_canary(value: Any, path: str) -> Canary | None:
+    """The canary block, validated whenever present, whatever the strategy type."""
+    if value is None:
+        return None
+    source = _mapping(value, path)
+    steps_path = f"{path}.steps"
+    raw_steps = _list(source.get("steps"), steps_path, max_len=MAX_CANARY_STEPS)
+    if not raw_steps:
+        raise InvalidSpec(steps_path, "needs at least one step")
+    defaults = Canary(steps=())
+    return Canary(
+        steps=tuple(parse_canary_step(step, f"{steps_path}[{i}]")
+                    for i, step in enumerate(raw_steps)),
+        max_surge=_int_or_percent(source.get("maxSurge"), f"{path}.maxSurge",
+                                  defaults.max_surge, MAX_SURGE_PERCENT),
+        max_unavailable=_int_or_percent(source.get("maxUnavailable"), f"{path}.maxUnavailable",
+                                        defaults.max_unavailable, 100),
+        on_capacity_shortage=_choice(source.get("onCapacityShortage"),
+                                     f"{path}.onCapacityShortage", CAPACITY_SHORTAGE_ACTIONS,
+                                     WAIT),
+        capacity_wait_seconds=_optional_integer(source, "capacityWaitSeconds", path, 120,
+                                                minimum=0, maximum=MAX_SECONDS),
+        header_route=parse_header_route(source.get("headerRoute"), f"{path}.headerRoute"),
+    )
+
+
+def parse_analysis(value: Any, path: str) -> Analysis | None:
+    if value is None:
+        return None
+    source = _mapping(value, path)
+    error_rate = _optional_number(source, "maxErrorRate", path, minimum=0, maximum=1)
+    return Analysis(
+        min_requests=_optional_integer(source, "minRequests", path, 100,
+                                       minimum=0, maximum=2**53),
+        max_error_rate=0.01 if error_rate is None else error_rate,
+        max_ttft_p95_seconds=_optional_number(source, "maxTTFTP95Seconds", path, minimum=0,
+                                              maximum=MAX_SECONDS, exclusive_minimum=True),
+        max_itl_p95_seconds=_optional_number(source, "maxITLP95Seconds", path, minimum=0,
+                                             maximum=MAX_SECONDS, exclusive_minimum=True),
+        max_ratio_to_baseline=_optional_number(source, "maxRatioToBaseline", path, minimum=1,
+                                               maximum=1e6),
+        failure_tolerance_seconds=_optional_integer(source, "failureToleranceSeconds", path, 60,
+                                                    minimum=0, maximum=MAX_SECONDS),
+    )
+
+
 def parse_strategy(value: Any, path: str) -> Strategy:
     source = _mapping(value, path)
     kind = source.get("type", ROLLING_UPDATE)
     if kind not in STRATEGY_TYPES:
         raise InvalidSpec(f"{path}.type",
                           f"must be one of {', '.join(STRATEGY_TYPES)}, not {kind!r}")
-    rolling = _mapping(source.get("rollingUpdate"), f"{path}.rollingUpdate")
+    ru_path = f"{path}.rollingUpdate"
+    rolling = _mapping(source.get("rollingUpdate"), ru_path)
     blue_green = _mapping(source.get("blueGreen"), f"{path}.blueGreen")
     defaults = Strategy()
     bg_path = f"{path}.blueGreen"
+    canary = parse_canary(source.get("canary"), f"{path}.canary")
+    if kind == CANARY and canary is None:
+        raise InvalidSpec(f"{path}.canary.steps", "is required when strategy.type is Canary")
+    analysis = parse_analysis(source.get("analysis"), f"{path}.analysis")
+    if canary is not None and analysis is None:
+        for i, step in enumerate(canary.steps):
+            if step.kind == ANALYSIS:
+                raise InvalidSpec(f"{path}.canary.steps[{i}]",
+                                  f"is an analysis step but {path}.analysis is not set")
     return Strategy(
         type=kind,
         max_surge=_int_or_percent(
             rolling.get("maxSurge"),
-            f"{path}.rollingUpdate.maxSurge",
+            f"{ru_path}.maxSurge",
             defaults.max_surge,
             MAX_SURGE_PERCENT,
         ),
         max_unavailable=_int_or_percent(
             rolling.get("maxUnavailable"),
-            f"{path}.rollingUpdate.maxUnavailable",
+            f"{ru_path}.maxUnavailable",
             defaults.max_unavailable,
             100,
         ),
@@ -390,7 +581,31 @@ def parse_strategy(value: Any, path: str) -> Strategy:
         scale_down_delay_seconds=_optional_integer(
             blue_green, "scaleDownDelaySeconds", bg_path, 30, minimum=0, maximum=MAX_SECONDS
         ),
+        on_capacity_shortage=_choice(rolling.get("onCapacityShortage"),
+                                     f"{ru_path}.onCapacityShortage",
+                                     CAPACITY_SHORTAGE_ACTIONS, WAIT),
+        capacity_wait_seconds=_optional_integer(rolling, "capacityWaitSeconds", ru_path, 120,
+                                                minimum=0, maximum=MAX_SECONDS),
+        canary=canary,
+        analysis=analysis,
     )
+
+
+def parse_route_timeouts(value: Any, path: str) -> RouteTimeouts | None:
+    if value is None:
+        return None
+    source = _mapping(value, path)
+
+    def duration(key: str) -> str | None:
+        if source.get(key) is None:
+            return None
+        text = _string(source[key], f"{path}.{key}", max_len=MAX_DURATION)
+        if not DURATION.match(text):
+            raise InvalidSpec(f"{path}.{key}", f"must be a Gateway API duration such as "
+                              f"'0s', '30s', '1h30m' or '500ms', not {text!r}")
+        return text
+
+    return RouteTimeouts(request=duration("request"), backend_request=duration("backendRequest"))
 
 
 def parse_route(value: Any, path: str) -> Route | None:
@@ -420,6 +635,7 @@ def parse_route(value: Any, path: str) -> Route | None:
         hostnames=_hostnames(source.get("hostnames"), f"{path}.hostnames"),
         path_prefix=_path_prefix(source.get("pathPrefix"), f"{path}.pathPrefix"),
         preview=preview,
+        timeouts=parse_route_timeouts(source.get("timeouts"), f"{path}.timeouts"),
     )
 
 

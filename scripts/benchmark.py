@@ -81,7 +81,7 @@ from crossplane.function.proto.v1 import run_function_pb2_grpc as grpcv1  # noqa
 from function import naming  # noqa: E402
 from function.fn import FunctionRunner  # noqa: E402
 from function.main import grpc_options  # noqa: E402
-from function.plan import revision_content  # noqa: E402
+from function.planner.revisions import revision_content  # noqa: E402
 from function.spec import parse_revision  # noqa: E402
 
 METHOD = "/apiextensions.fn.proto.v1.FunctionRunnerService/RunFunction"

@@ -2,7 +2,7 @@
 
 RunFunction reads observed Structs straight from their fields
 (function/observe.py), and writes desired replicas and endpoints as copies of a
-template per revision with only their own fields set (fn.write_composed). Every
+template per revision with only their own fields set (writer.write_composed). Every
 response here is compared with a reference built the plain way: observed
 resources converted to dicts with json_format and read through the Mapping
 protocol, the desired bodies composed as dicts (compose.compose) and each
@@ -26,7 +26,7 @@ from google.protobuf import json_format, struct_pb2
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from function import fn, naming
+from function import fn, naming, writer
 from function.compose import compose
 from function.observe import (
     find_condition,
@@ -38,7 +38,7 @@ from function.observe import (
     read_route,
     to_plain,
 )
-from function.plan import plan
+from function.planner import plan
 from function.spec import parse_input, parse_spec
 from tests.fixtures import blue_green, deployment, rolling
 from tests.world import T0, Fate, World, ts
@@ -81,7 +81,7 @@ def reference(req: fnv1.RunFunctionRequest, now: datetime) -> fnv1.RunFunctionRe
         merge(target.resource, desired.body)
         target.ready = fnv1.READY_TRUE if desired.ready else fnv1.READY_FALSE
     merge(rsp.desired.composite.resource.get_or_create_struct("status"), composition.status)
-    fn.write_verdict(rsp, result)  # readiness, conditions, results, TTL: no fast path there
+    writer.write_verdict(rsp, result)  # readiness, conditions, results, TTL: no fast path there
     return rsp
 
 
@@ -206,10 +206,10 @@ def test_duplicate_dicts_and_every_value_type_are_written_as_struct_update_write
     expected_merged = struct_pb2.Struct()
     expected_merged.update({"one": "replaced", "untouched": 1})
     expected_merged.update(body)
-    fn.StructWriter().update(target, body)
+    writer.StructWriter().update(target, body)
     assert target == expected_merged
     fresh = struct_pb2.Struct()
-    fn.StructWriter().update(fresh, body)
+    writer.StructWriter().update(fresh, body)
     assert fresh.SerializeToString(deterministic=True) == expected.SerializeToString(
         deterministic=True)
 
@@ -232,7 +232,7 @@ def test_lists_of_alike_objects_are_written_as_struct_update_writes_them(lists):
     expected = struct_pb2.Struct()
     expected.update(body)
     written = struct_pb2.Struct()
-    fn.StructWriter().update(written, body)
+    writer.StructWriter().update(written, body)
     assert written == expected
     assert written.SerializeToString(deterministic=True) == expected.SerializeToString(
         deterministic=True)

@@ -1,0 +1,235 @@
+"""The report: status rows and counts, phase, conditions, TTL, as one Plan."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from function import rollout as arithmetic
+from function.classify import Health, Lifecycle, warmup_budget
+from function.planner.ledger import Ledger, in_spec_order
+from function.planner.traffic import route_replicas
+from function.planner.types import (
+    DEFAULT_TTL_SECONDS,
+    PHASE_AWAITING_PROMOTION,
+    PHASE_FAILED,
+    PHASE_PROGRESSING,
+    PHASE_STABLE,
+    REASON_ABORTED,
+    REASON_COMPLETE,
+    REASON_REVISION_FAILED,
+    STICKY_FALSE_REASONS,
+    Backend,
+    ConditionOut,
+    Event,
+    Gate,
+    Plan,
+    PlannedReplica,
+    ReplicaCounts,
+    RevisionRow,
+    RevisionState,
+    Rollout,
+    Severity,
+)
+from function.spec import Spec
+
+if TYPE_CHECKING:
+    from function.planner.strategies.base import Strategy
+
+
+def report(rollout: Rollout, strategy: Strategy, ledger: Ledger, gate: Gate) -> Plan:
+    """The Plan: planned replicas in order, routes, status rows and counts, conditions, TTL."""
+    spec, state, infos, events = rollout.spec, rollout.state, rollout.infos, rollout.events
+    n = spec.replicas
+    planned = in_spec_order(spec, list(ledger.kept.values()))
+    main, preview = route_replicas(planned, rollout, strategy)
+    route = spec.route
+    main_backends = main if route is not None else None
+    preview_backends = preview if (route is not None and route.preview is not None
+                                   and state.deploying is not None) else None
+
+    weights: dict[str, int] = defaultdict(int)
+    for b in main:
+        weights[b.revision] += b.weight
+    percentages = arithmetic.traffic_percentages(weights)
+    warmups = {name: timedelta(seconds=warmup_budget(info.health_check))
+               for name, info in infos.items()}
+    tally = Tally.of(planned, state.deploying or state.current, warmups)
+    timers = [*gate.timers, *tally.next_changes]
+    rows = [RevisionRow(name=name, replicas=replicas, available=available,
+                        traffic_weight=percentages.get(name, 0))
+            for name, (replicas, available) in tally.by_revision.items()]
+    counts = ReplicaCounts(desired=n, total=len(planned), ready=tally.ready,
+                           available=tally.available, updated=tally.updated)
+
+    serving = tally.serving
+    needed = arithmetic.minimum_serving(n, rollout.unavailable)
+    available = serving >= needed
+    phase = decide_phase(state, gate.awaiting)
+    conditions = [
+        ConditionOut("Available", available,
+                     "MinimumReplicasAvailable" if available else "MinimumReplicasUnavailable",
+                     f"{serving} of {n} replicas serving; at least {needed} required"),
+        progressing_condition(rollout, strategy, phase),
+        routed_condition(spec, main, planned),
+    ]
+
+    ttl = DEFAULT_TTL_SECONDS
+    if timers:
+        seconds = (min(timers) - rollout.now).total_seconds()
+        ttl = max(1, min(DEFAULT_TTL_SECONDS, int(-(-seconds // 1))))
+
+    return Plan(
+        replicas=planned,
+        revisions=infos,
+        main_backends=main_backends,
+        preview_backends=preview_backends,
+        current_revision=state.current,
+        deploying_revision=state.deploying,
+        failed_revision=state.failed,
+        phase=phase,
+        rollout_strategy=state.strategy if state.deploying else None,
+        rollout_start_time=state.rollout_start,
+        last_progress_time=state.last_progress,
+        counts=counts,
+        rows=rows,
+        conditions=conditions,
+        events=events,
+        ttl_seconds=ttl,
+        available=available,
+        header_rule=strategy.header_rule(rollout),
+        extra_status=strategy.status(rollout),
+    )
+
+
+@dataclass
+class Tally:
+    """What the status reports of the planned replicas, counted in one pass."""
+
+    ready: int = 0  # observed Ready
+    available: int = 0  # Available and not draining
+    serving: int = 0  # Serving and not draining
+    updated: int = 0  # of the target revision and not draining
+    by_revision: dict[str, tuple[int, int]] = field(default_factory=dict)  # (replicas, available)
+    next_changes: list[datetime] = field(default_factory=list)  # when time alone changes one
+
+    @classmethod
+    def of(cls, planned: list[PlannedReplica], target: str | None,
+           warmups: dict[str, timedelta]) -> Tally:
+        """Count the planned replicas; `warmups` is each revision's warm-up budget.
+
+        A replica created by this very response has no classification yet, but
+        its warm-up budget already runs (from first desired), so its expiry is a
+        timer too: initialDelaySeconds 30 -> the creating response asks to be
+        called again within 30 s, not the default 60.
+        """
+        tally = cls()
+        timers = tally.next_changes
+        replicas: dict[str, int] = defaultdict(int)
+        available: dict[str, int] = defaultdict(int)
+        for p in planned:
+            revision = p.revision
+            replicas[revision] += 1
+            replica = p.replica
+            if replica is not None and replica.observed_ready:
+                tally.ready += 1
+            if p.draining_since is not None:
+                timers.append(p.draining_since + timedelta(seconds=p.drain_seconds or 0))
+                continue
+            if revision == target:
+                tally.updated += 1
+            if replica is None:
+                timers.append(p.desired_since + warmups[revision])
+                continue
+            if replica.available:
+                tally.available += 1
+                available[revision] += 1
+            if replica.serving:
+                tally.serving += 1
+            if replica.next_change is not None:
+                timers.append(replica.next_change)
+        tally.by_revision = {name: (count, available[name]) for name, count in replicas.items()}
+        return tally
+
+
+def decide_phase(state: RevisionState, awaiting: bool) -> str:
+    if state.rolled_back or state.failing_first_deploy:
+        return PHASE_FAILED
+    if state.deploying is not None:
+        return PHASE_AWAITING_PROMOTION if awaiting else PHASE_PROGRESSING
+    if state.failed is not None:
+        return PHASE_FAILED
+    return PHASE_STABLE
+
+
+def progressing_condition(rollout: Rollout, strategy: Strategy, phase: str) -> ConditionOut:
+    """Where the rollout stands: advancing (True) or stopped by a failure or abort (False).
+
+    A False reason (deadline, failed revision, abort) sticks on the calls after
+    it until a new rollout completes, so the reason a rollout stopped stays
+    visible while the deployment serves its current revision.
+    """
+    spec, prior, state, events = rollout.spec, rollout.prior, rollout.state, rollout.events
+    if state.rolled_back:
+        return ConditionOut("Progressing", False, state.rolled_back,
+                            f"rolled back to {state.current!r}; {state.failed!r} failed")
+    if state.failing_first_deploy:
+        return ConditionOut("Progressing", False, state.failing_first_deploy,
+                            f"revision {state.deploying!r} is failing and there is no earlier "
+                            "revision to return to")
+    if phase == PHASE_FAILED:
+        carried = prior.progressing
+        reason = (carried.reason if carried and carried.reason in STICKY_FALSE_REASONS
+                  else REASON_REVISION_FAILED)
+        return ConditionOut("Progressing", False, reason,
+                            f"revision {state.failed!r} failed to roll out; staying on "
+                            f"{state.current!r} until activeRevision changes")
+    if phase == PHASE_AWAITING_PROMOTION:
+        reason, message = strategy.progress(rollout, awaiting=True)
+        if spec.promote is not None and spec.promote != state.deploying:
+            note = (f"spec.promote names {spec.promote!r}, not the deploying revision "
+                    f"{state.deploying!r}; it is ignored")
+            message = f"{message}; {note}"
+            previous = prior.progressing.message if prior.progressing else None
+            if not previous or note not in previous:
+                events.append(Event(Severity.WARNING, note))
+        return ConditionOut("Progressing", True, reason, message)
+    if phase == PHASE_PROGRESSING:
+        reason, message = strategy.progress(rollout, awaiting=False)
+        return ConditionOut("Progressing", True, reason, message)
+    if state.aborted:
+        return ConditionOut("Progressing", False, REASON_ABORTED,
+                            f"rollout aborted; serving {state.current!r}")
+    if not (state.completed or state.promoted):
+        carried = prior.progressing
+        if carried and carried.status == "False" and carried.reason in STICKY_FALSE_REASONS:
+            return ConditionOut("Progressing", False, carried.reason, carried.message or "")
+    return ConditionOut("Progressing", True, REASON_COMPLETE,
+                        f"revision {state.current!r} is rolled out")
+
+
+def routed_condition(spec: Spec, main: list[Backend],
+                     planned: list[PlannedReplica]) -> ConditionOut:
+    if spec.route is None:
+        return ConditionOut("Routed", False, "RouteNotConfigured",
+                            "spec.route is not set; no HTTPRoute is composed")
+    if main:
+        return ConditionOut("Routed", True, "BackendsRouted",
+                            f"the main route carries {len(main)} backends")
+    states: dict[str, int] = defaultdict(int)
+    for p in planned:
+        if p.replica is None:
+            states["creating"] += 1
+        elif p.draining:
+            states["draining"] += 1
+        elif p.replica.available:
+            states["available without a published backend"] += 1
+        elif p.replica.lifecycle is Lifecycle.RUNNING and p.replica.health is Health.NOT_CHECKED:
+            states["awaiting a health check"] += 1
+        else:
+            states[p.replica.lifecycle.value.lower()] += 1
+    detail = ", ".join(f"{count} {what}" for what, count in sorted(states.items())) or "none"
+    return ConditionOut("Routed", False, "NoServingEndpoints",
+                        f"no replica may take traffic yet (replicas: {detail})")

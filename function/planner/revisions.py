@@ -1,0 +1,170 @@
+"""The revision state machine: which revision is current, deploying, failed.
+
+Bootstrap, lost status, steady state, start and pre-emption, abort and a
+failed revision (docs/rollout.md#revisions), decided once per call from the
+spec, the status the function wrote before, and the classified replicas.
+Progress, rollback and completion live in function/planner/progress.py.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import datetime
+
+from function import naming
+from function.classify import Replica
+from function.observe import Observed, PriorStatus, get, to_plain
+from function.planner.types import Event, RevisionInfo, RevisionState, Severity
+from function.spec import (
+    DEFAULT_PORT,
+    STRATEGY_TYPES,
+    InvalidSpec,
+    Revision,
+    Spec,
+    parse_health_check,
+)
+
+
+def revision_infos(spec: Spec, observed: Observed) -> dict[str, RevisionInfo]:
+    infos = {
+        rev.name: RevisionInfo(
+            name=rev.name,
+            template=rev,
+            port=rev.port,
+            health_check=rev.health_check,
+            template_hash=naming.template_hash(revision_content(rev)),
+        )
+        for rev in spec.revisions
+    }
+    for replica in observed.replicas:
+        if replica.revision not in infos:
+            infos[replica.revision] = unlisted_revision(replica.revision, replica.raw_spec)
+    return infos
+
+
+def unlisted_revision(name: str, raw_spec: object) -> RevisionInfo:
+    """A revision gone from spec.revisions, known only from a replica's observed spec."""
+    port = DEFAULT_PORT
+    raw_port = get(get(raw_spec, "engine"), "port")
+    if (isinstance(raw_port, int | float) and not isinstance(raw_port, bool)
+            and float(raw_port).is_integer() and 1 <= raw_port <= 65535):
+        port = int(raw_port)
+    health_check = None
+    raw_check = get(raw_spec, "healthCheck")
+    if raw_check is not None:
+        try:
+            health_check = parse_health_check(to_plain(raw_check), "healthCheck", port)
+        except InvalidSpec:
+            health_check = None
+    return RevisionInfo(name=name, template=None, port=port, health_check=health_check,
+                        template_hash=None)
+
+
+def revision_content(rev: Revision) -> dict:
+    content: dict = {"model": rev.model, "engine": rev.engine}
+    if rev.health_check is not None:
+        content["healthCheck"] = rev.health_check.as_dict()
+    return content
+
+
+def infer_current(replicas: Iterable[Replica], spec: Spec,
+                  routed: frozenset[str]) -> str | None:
+    """The revision with the most available replicas, or None when none is available.
+
+    Ties go first to the revision the observed main route carries more of (it
+    was serving, so a green awaiting promotion is never promoted by a lost
+    status), then to the later listed one; a revision no longer listed loses
+    every tie: it cannot be rebuilt. A revision with no available replica was
+    never shown to serve, so it is never inferred as current: with none
+    available anywhere the active revision continues as a first deploy.
+    """
+    available: dict[str, int] = defaultdict(int)
+    carried: dict[str, int] = defaultdict(int)
+    for replica in replicas:
+        available[replica.revision] += 1 if replica.available else 0
+        carried[replica.revision] += 1 if replica.backend_name in routed else 0
+    if not any(available.values()):
+        return None
+    listed = {rev.name for rev in spec.revisions}
+    return max(available, key=lambda name: (
+        available[name], carried[name], name in listed, spec.revision_order(name), name))
+
+
+def decide_revisions(
+    spec: Spec, prior: PriorStatus, replicas: list[Replica], now: datetime, events: list[Event],
+    routed: frozenset[str] = frozenset(),
+) -> RevisionState:
+    target = spec.active_revision
+    current, deploying, failed = (
+        prior.current_revision,
+        prior.deploying_revision,
+        prior.failed_revision,
+    )
+    pinned = prior.rollout_strategy if prior.rollout_strategy in STRATEGY_TYPES else None
+    state = RevisionState(
+        current=current,
+        deploying=deploying,
+        failed=failed,
+        strategy=(pinned if deploying and pinned else spec.strategy.type),
+        rollout_start=prior.rollout_start_time,
+        last_progress=prior.last_progress_time,
+    )
+
+    if state.current is None and state.deploying is None and replicas:
+        state.current = infer_current(replicas, spec, routed)
+        if state.current is not None:
+            events.append(Event(Severity.WARNING,
+                f"status.currentRevision was lost; inferred {state.current!r} from the "
+                "observed replicas (the revision with the most available replicas)"))
+    if state.failed is not None and state.failed != target:
+        state.failed = None
+
+    def start(reason: str) -> None:
+        state.deploying = target
+        state.strategy = spec.strategy.type
+        state.rollout_start = state.last_progress = now
+        state.started = True
+        events.append(Event(Severity.NORMAL, reason))
+
+    if state.current is None:
+        if state.deploying is None:
+            start(f"Deploying revision {target!r} ({spec.replicas} replicas)")
+        elif state.deploying != target:
+            previous = state.deploying
+            start(f"Revision {target!r} pre-empts the deployment of {previous!r}")
+    elif target == state.current:
+        if state.deploying is not None:
+            events.append(Event(Severity.NORMAL,
+                f"Rollout of {state.deploying!r} aborted: activeRevision is back to "
+                f"{state.current!r}"))
+            state.deploying = None
+            state.aborted = True
+    elif target == state.failed:
+        if state.deploying is not None and state.deploying != target:
+            state.deploying = None
+            state.aborted = True
+    elif state.deploying != target:
+        if state.deploying is None:
+            start(f"Rolling out revision {target!r} to replace {state.current!r} "
+                  f"({spec.strategy.type})")
+        else:
+            previous = state.deploying
+            start(f"Revision {target!r} pre-empts the rollout of {previous!r}; "
+                  f"{previous!r} is retired")
+    return state
+
+
+def report_in_place_edits(replicas: list[Replica], infos: dict[str, RevisionInfo],
+                          events: list[Event]) -> None:
+    expected = {name: info.template_hash for name, info in infos.items()}
+    edited = sorted({
+        r.revision for r in replicas
+        if r.observed.template_hash is not None
+        and expected[r.revision] is not None
+        and r.observed.template_hash != expected[r.revision]
+    })
+    for name in edited:
+        events.append(Event(Severity.WARNING,
+            f"Revision {name!r} was edited in place; its replicas are updated in place "
+            "without a rollout. Add a new revision to roll out a change safely."))

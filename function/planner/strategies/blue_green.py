@@ -1,0 +1,103 @@
+"""BlueGreen: green at full size beside blue, promoted in one response (docs/rollout.md#bluegreen).
+
+Green (the deploying revision) is created at full size within 2N replicas and
+is never on the main route before promotion (only on the preview route). The
+gate: green has N Serving replicas, then spec.promote names it, or autoPromote
+and promoteDelaySeconds have passed since the last green replica became Ready.
+Blue then drains for scaleDownDelaySeconds. A first deploy (no blue) is
+deployed at full size and completes when it serves in full.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from function import rollout as arithmetic
+from function.classify import Replica
+from function.planner.ledger import Ledger, fully_rolled_out
+from function.planner.progress import promote
+from function.planner.strategies.base import Defaults
+from function.planner.types import (
+    REASON_AWAITING_PROMOTION,
+    REASON_DEPLOYING,
+    Gate,
+    RevisionState,
+    Rollout,
+)
+from function.spec import BLUE_GREEN, Spec
+
+
+class BlueGreen(Defaults):
+    name = BLUE_GREEN
+    holds_old_capacity = False  # blue keeps N; anything else was never on the main route
+
+    def limits(self, spec: Spec) -> tuple[int, int]:
+        strategy = spec.strategy
+        return arithmetic.resolve_limits(strategy.max_surge, strategy.max_unavailable,
+                                                spec.replicas)
+
+    def at_gate(self, rollout: Rollout, deploying: list[Replica]) -> bool:
+        """Green serves in full beside blue: only promotion is left."""
+        if rollout.state.current is None:
+            return False
+        return sum(1 for r in deploying if r.serving) >= rollout.n
+
+    def pass_gate(self, rollout: Rollout, deploying: list[Replica]) -> Gate:
+        spec, state = rollout.spec, rollout.state
+        delay = spec.strategy.promote_delay_seconds
+        promote_by = soak_start(state, deploying) + timedelta(seconds=delay)
+        approved = spec.promote == state.deploying
+        auto = spec.strategy.auto_promote and rollout.now >= promote_by
+        if approved or auto:
+            promote(state, rollout.events, "approved by spec.promote" if approved
+                    else f"green was fully available for {delay}s")
+            return Gate()
+        return Gate(awaiting=True, timers=(promote_by,) if spec.strategy.auto_promote else ())
+
+    def targets(self, rollout: Rollout) -> dict[str, int]:
+        state, n = rollout.state, rollout.n
+        if state.deploying is not None and state.current is not None:
+            return {state.current: n, state.deploying: n}
+        return {(state.deploying or state.current or rollout.spec.active_revision): n}
+
+    def capacity_limit(self, rollout: Rollout, revision: str) -> int | None:
+        """Green waits until blue and whatever still drains fit in 2N; blue is kept at N.
+
+        So a pre-empted green frees its GPUs before the next green grows.
+        """
+        state = rollout.state
+        if revision == state.deploying and state.current is not None:
+            return 2 * rollout.n
+        return None
+
+    def on_main_route(self, state: RevisionState, revision: str) -> bool:
+        return revision == state.current
+
+    def done(self, rollout: Rollout, ledger: Ledger) -> bool:
+        """A first deploy completes when it serves in full; a rollout by promotion."""
+        state = rollout.state
+        return state.current is None and fully_rolled_out(ledger, state.deploying, rollout.n)
+
+    def progress(self, rollout: Rollout, awaiting: bool) -> tuple[str, str]:
+        state = rollout.state
+        if awaiting:
+            return (REASON_AWAITING_PROMOTION,
+                    f"revision {state.deploying!r} is fully available and awaits promotion")
+        return REASON_DEPLOYING, f"rolling out revision {state.deploying!r} ({state.strategy})"
+
+
+def soak_start(state: RevisionState, d_replicas: list[Replica]) -> datetime:
+    """When green became fully available: the last serving green replica's Ready time.
+
+    With no Ready time to go by (N = 0, or Ready times not published) the gate is
+    taken to have held since the call that first saw it hold, which
+    track_progress recorded as progress: a time that does not move, so an
+    automatic promotion's soak ends. Example: N = 0, promoteDelaySeconds 15,
+    the gate first held at 10:00:10 -> promoted by the first call at or after
+    10:00:25.
+    """
+    ready_times = [r.ready_since for r in d_replicas if r.serving and r.ready_since]
+    if ready_times:
+        return max(ready_times)
+    assert state.last_progress is not None  # set by track_progress
+    return state.last_progress

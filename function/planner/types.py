@@ -1,0 +1,215 @@
+"""What the planner decides, and the registers it decides them in.
+
+Plain data shared by every step of the planner (function/planner/__init__.py):
+the planned replicas and backends, the revision registers of this call, the
+report's rows and conditions, and the Plan that function/compose.py writes.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from function.classify import Replica
+from function.observe import PriorStatus
+from function.spec import HealthCheck, Revision, Spec
+
+PHASE_STABLE = "Stable"
+PHASE_PROGRESSING = "Progressing"
+PHASE_AWAITING_PROMOTION = "AwaitingPromotion"
+PHASE_FAILED = "Failed"
+
+REASON_DEPLOYING = "NewRevisionDeploying"
+REASON_CANARY_STEP = "CanaryStep"
+REASON_AWAITING_PROMOTION = "AwaitingPromotion"
+REASON_COMPLETE = "RolloutComplete"
+REASON_DEADLINE = "ProgressDeadlineExceeded"
+REASON_REVISION_FAILED = "RevisionFailed"
+REASON_ABORTED = "RolloutAborted"
+STICKY_FALSE_REASONS = (REASON_DEADLINE, REASON_REVISION_FAILED, REASON_ABORTED)
+
+DEFAULT_TTL_SECONDS = 60
+
+
+class Severity(enum.Enum):
+    NORMAL = "Normal"
+    WARNING = "Warning"
+
+
+@dataclass(frozen=True)
+class Event:
+    severity: Severity
+    message: str
+
+
+@dataclass(frozen=True)
+class ConditionOut:
+    type: str
+    status: bool
+    reason: str
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class RevisionInfo:
+    """What the planner needs of a revision, listed in the spec or only observed."""
+
+    name: str
+    template: Revision | None  # None: missing from spec.revisions, cannot be rebuilt
+    port: int
+    health_check: HealthCheck | None
+    template_hash: str | None
+
+
+@dataclass(slots=True)
+class PlannedReplica:
+    key: str
+    name: str
+    revision: str
+    index: int
+    replica: Replica | None  # None for a replica created by this call
+    desired_since: datetime
+    draining_since: datetime | None = None
+    drain_seconds: int | None = None
+    main_routed: bool = False
+    preview_routed: bool = False
+
+    @property
+    def draining(self) -> bool:
+        return self.draining_since is not None
+
+    @property
+    def observed_ready(self) -> bool:
+        return self.replica is not None and self.replica.observed_ready
+
+    @property
+    def has_endpoint(self) -> bool:
+        return self.observed_ready
+
+
+@dataclass(slots=True)  # one per routed replica: slotted for a cheap __init__
+class Backend:
+    name: str
+    port: int
+    weight: int
+    revision: str
+
+
+@dataclass(frozen=True)
+class HeaderRule:
+    """Requests with header `name: value` (exact) go to these backends only."""
+
+    name: str
+    value: str
+    backends: list[Backend]
+
+
+@dataclass(frozen=True)
+class RevisionRow:
+    name: str
+    replicas: int
+    available: int
+    traffic_weight: int
+
+
+@dataclass(frozen=True)
+class ReplicaCounts:
+    desired: int
+    total: int
+    ready: int
+    available: int
+    updated: int
+
+
+@dataclass
+class Plan:
+    replicas: list[PlannedReplica]
+    revisions: dict[str, RevisionInfo]
+    main_backends: list[Backend] | None  # None: no route is composed
+    preview_backends: list[Backend] | None
+    current_revision: str | None
+    deploying_revision: str | None
+    failed_revision: str | None
+    phase: str
+    rollout_strategy: str | None
+    rollout_start_time: datetime | None
+    last_progress_time: datetime | None
+    counts: ReplicaCounts
+    rows: list[RevisionRow]
+    conditions: list[ConditionOut]
+    events: list[Event] = field(default_factory=list)
+    ttl_seconds: int = DEFAULT_TTL_SECONDS
+    available: bool = False
+    header_rule: HeaderRule | None = None  # a second main-route rule, to the canary only
+    extra_status: dict[str, Any] = field(default_factory=dict)  # the strategy's own fields
+
+
+@dataclass
+class RevisionState:
+    """The revision state machine's registers for this call (SPEC section 3)."""
+
+    current: str | None
+    deploying: str | None
+    failed: str | None
+    strategy: str
+    rollout_start: datetime | None
+    last_progress: datetime | None
+    started: bool = False
+    aborted: bool = False
+    rolled_back: str | None = None  # the reason, when this call rolls back
+    failing_first_deploy: str | None = None  # the reason, when a first deploy is failing
+    promoted: bool = False
+    completed: bool = False
+    retired_current: str | None = None  # blue, retired by promotion in this call
+
+
+@dataclass
+class Rollout:
+    """One call's facts, read by every step of the planner and by the strategy.
+
+    carried: the backend names the observed main route carries now, or None
+    when no route is composed (then every Serving replica counts as carrying
+    traffic). surge and unavailable: the strategy's limits resolved against N.
+    """
+
+    spec: Spec
+    prior: PriorStatus
+    state: RevisionState
+    infos: dict[str, RevisionInfo]
+    by_revision: dict[str, list[Replica]]
+    now: datetime
+    events: list[Event]
+    xr_name: str
+    carried: frozenset[str] | None
+    surge: int = 0
+    unavailable: int = 0
+    progress: Any = None  # the strategy's own reading of this call (the canary's step)
+
+    @property
+    def n(self) -> int:
+        return self.spec.replicas
+
+    def replicas_of(self, revision: str | None) -> list[Replica]:
+        return self.by_revision.get(revision or "", [])
+
+
+def group_by_revision(replicas: list[Replica]) -> dict[str, list[Replica]]:
+    by_revision: dict[str, list[Replica]] = defaultdict(list)
+    for replica in replicas:
+        by_revision[replica.revision].append(replica)
+    return by_revision
+
+
+@dataclass(frozen=True)
+class Gate:
+    """Where the rollout stands at its gates, before replicas are planned.
+
+    awaiting: the rollout waits for approval (phase AwaitingPromotion);
+    timers: when time alone changes the decision (a soak or deadline ending).
+    """
+
+    awaiting: bool = False
+    timers: tuple[datetime, ...] = ()
