@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import random
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -116,8 +117,11 @@ class World:
         else:
             rsp = FunctionRunner(clock=lambda: self.now).run(req)
         fatal = any(r.severity == fnv1.SEVERITY_FATAL for r in rsp.results)
+        # In key order: a protobuf map iterates in an order that differs between
+        # processes, and replicas draw their fates in the order they are created.
         desired = {
-            key: json_format.MessageToDict(r.resource) for key, r in rsp.desired.resources.items()
+            key: json_format.MessageToDict(rsp.desired.resources[key].resource)
+            for key in sorted(rsp.desired.resources)
         }
         status = json_format.MessageToDict(rsp.desired.composite.resource).get("status", {})
         applied = apply and not fatal
@@ -214,7 +218,7 @@ class World:
             return
         status["conditions"] = [{"type": "Ready", "status": "True",
                                  "lastTransitionTime": ts(lived.ready_at)}]
-        status["address"] = {"url": f"http://10.0.0.{hash(key) % 250}:8000"}
+        status["address"] = {"url": f"http://10.0.0.{zlib.crc32(key.encode()) % 250}:8000"}
         if fate.no_health:
             return
         state = "Healthy"
