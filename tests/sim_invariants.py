@@ -56,14 +56,22 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # --- reading requests and responses from the outside -----------------------------------
 
 
+def request_xr(step: Step) -> dict[str, Any]:
+    """The observed XR of a step's request as a dict, converted once per step."""
+    cached = step.__dict__.get("_request_xr")
+    if cached is None:
+        cached = json_format.MessageToDict(step.request.observed.composite.resource)
+        step.__dict__["_request_xr"] = cached
+    return cached
+
+
 def prior_status(step: Step) -> dict[str, Any]:
-    xr = json_format.MessageToDict(step.request.observed.composite.resource)
-    status = xr.get("status")
+    status = request_xr(step).get("status")
     return status if isinstance(status, dict) else {}
 
 
 def request_spec(step: Step) -> Any:
-    return json_format.MessageToDict(step.request.observed.composite.resource).get("spec")
+    return request_xr(step).get("spec")
 
 
 def parsed_spec(raw: Any) -> Spec | None:

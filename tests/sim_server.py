@@ -117,7 +117,12 @@ class SimServer:
         return got[0].strip() if got else ""
 
     def __call__(self, req: fnv1.RunFunctionRequest, now: datetime) -> fnv1.RunFunctionResponse:
-        return self.stub.RunFunction(req, timeout=60, metadata=[(NOW_HEADER, now.isoformat())])
+        return self.start(req, now).result()
+
+    def start(self, req: fnv1.RunFunctionRequest, now: datetime) -> grpc.Future:
+        """Send the request; the returned future gives the response."""
+        return self.stub.RunFunction.future(req, timeout=60,
+                                            metadata=[(NOW_HEADER, now.isoformat())])
 
     def close(self) -> None:
         if getattr(self, "channel", None) is not None:
@@ -152,8 +157,8 @@ class TwinServers:
 
     def __call__(self, req: fnv1.RunFunctionRequest, now: datetime
                  ) -> tuple[fnv1.RunFunctionResponse, fnv1.RunFunctionResponse]:
-        first, second = self.servers
-        return first(req, now), second(req, now)
+        first, second = (server.start(req, now) for server in self.servers)
+        return first.result(), second.result()
 
     def close(self) -> None:
         for server in self.servers:
