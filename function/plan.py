@@ -1,9 +1,10 @@
 """The rollout planner: from spec, prior status and observed state to a Plan.
 
-One call, no memory but the XR's status: decide the revisions (SPEC section 3),
-then which replicas to keep, drain, drop and create (sections 4 and 5), then
-what may take traffic (section 6) and what to report (section 7). Everything
-here is pure and deterministic for a given `now`.
+One call, no memory but the XR's status: decide the revisions, then which
+replicas to keep, drain, drop and create, then what may take traffic and what
+to report (docs/rollout.md: #revisions, #strategies, #draining, #routes,
+#status-and-conditions). Everything here is pure and deterministic for a
+given `now`.
 """
 
 from __future__ import annotations
@@ -212,7 +213,7 @@ def infer_current(replicas: Iterable[Replica], spec: Spec, routed: frozenset[str
 
 @dataclass
 class RevisionState:
-    """The revision state machine's registers for this call (SPEC section 3)."""
+    """The revision state machine's registers for this call (docs/rollout.md#revisions)."""
 
     current: str | None
     deploying: str | None

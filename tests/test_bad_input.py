@@ -1,4 +1,7 @@
-"""Bad input (SPEC section 8): one Fatal result naming the field; nothing else changes."""
+"""Bad input: one Fatal result naming the field; nothing else changes.
+
+The rules: docs/rollout.md#bad-input.
+"""
 
 from __future__ import annotations
 
