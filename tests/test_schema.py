@@ -298,3 +298,29 @@ def test_inputs_agree():
     with pytest.raises(InvalidSpec):
         parse_input({"replica": {"apiVersion": 3}})
     assert violations({"replica": {"apiVersion": 3}}, input_schema())
+
+
+def test_one_model_change_moves_validation_schema_and_reference_together():
+    """Tighten one bound in the model: the function, the XRD and the reference all follow."""
+    from function.api import models
+    from function.api.types import Integer
+
+    field = models.ModelDeploymentSpec.model_fields["drain_seconds"]
+    saved = list(field.metadata)
+    generator = _generator()
+    try:
+        field.metadata = list(Integer(0, 60))
+        models.ModelDeploymentSpec.model_rebuild(force=True)
+        with pytest.raises(InvalidSpec, match=r"spec\.drainSeconds: must be between 0 and 60"):
+            parse_spec(deployment(drainSeconds=90))
+        assert spec_schema()["properties"]["drainSeconds"]["maximum"] == 60
+        row = "| `spec.drainSeconds` | integer | `30` | >= 0, <= 60 |"
+        assert row in generator.reference_text()
+        stale = {diff.splitlines()[0] for diff in generator.stale()}
+        assert stale == {"--- example/xrds/modeldeployment.yaml (checked in)",
+                         "--- docs/reference.md (checked in)"}
+    finally:
+        field.metadata = saved
+        models.ModelDeploymentSpec.model_rebuild(force=True)
+    assert parse_spec(deployment(drainSeconds=90)).drain_seconds == 90
+    assert not generator.stale()
