@@ -64,7 +64,7 @@ def _dump(document: Any) -> str:
 def _leading_comment(text: str) -> str:
     lines = []
     for line in text.splitlines(keepends=True):
-        if not line.startswith("#"):
+        if not (line.startswith("#") or line.rstrip() == "---"):
             break
         lines.append(line)
     return "".join(lines)
