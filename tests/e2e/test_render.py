@@ -7,7 +7,7 @@ decides with the real clock, so the snapshot's timestamps are moved to now
 (scripts/rebase-times.py) before `crank render` runs it through the pipeline in
 example/composition.yaml, exactly as scripts/render-example.sh does.
 
-The assertions are the behaviour SPEC.md promises a user, per scenario.
+The assertions are the behaviour docs/rollout.md promises a user, per scenario.
 
 Tools: .tools/crank (scripts/install-tools.sh), or CRANK=<path>. Without it the
 tests are skipped, unless CI is set: then a missing tool is a failure.
@@ -363,7 +363,7 @@ def test_rendered_output_matches_the_schemas(
 def test_keys_and_names_are_deterministic(
     renderer: Renderer, rendered: dict[str, list[Doc]]
 ) -> None:
-    """SPEC 1: the same inputs give the same keys and names."""
+    """docs/rollout.md#resources-and-fields: the same inputs give the same keys and names."""
 
     def identity(docs: list[Doc]) -> list[tuple[str, str, str]]:
         return sorted(
