@@ -1,10 +1,10 @@
 """Reusable field types of the API: strict where it matters, each error in the project's words.
 
-Every type here is an ``Annotated`` pydantic type. Its ``Field`` metadata
-(bounds, lengths, patterns, enums) is what the generated OpenAPI schema shows;
-its before-validator checks the same constraints first, so a bad value is
-refused with a message that says what was wanted and what was found, rather
-than pydantic's wording.
+Each is used as ``Annotated[int, Integer(0, 100)]``: the metadata object
+yields the constraints (bounds, lengths, patterns, enums) that the generated
+OpenAPI schema shows, and a before-validator that checks the same
+constraints first, so a bad value is refused with a message that says what
+was wanted and what was found, rather than in pydantic's wording.
 
 Values arrive from a protobuf Struct, where every number is a double: a whole
 double (``3.0``) is an integer, ``2.5`` and ``true`` are not.
