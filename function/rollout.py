@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from function.spec import IntOrPercent, Strategy
+from function.spec import CANARY, IntOrPercent, Strategy
 
 
 def resolve(value: IntOrPercent, total: int, *, round_up: bool) -> int:
@@ -37,8 +37,13 @@ def resolve_limits(max_surge: IntOrPercent, max_unavailable: IntOrPercent,
 
 
 def surge_and_unavailable(strategy: Strategy, replicas: int) -> tuple[int, int]:
-    """The rolling-update limits of a spec's strategy, resolved against replicas."""
-    return resolve_limits(strategy.max_surge, strategy.max_unavailable, replicas)
+    """The limits a spec's rollouts move replicas under, resolved against replicas.
+
+    A Canary's own maxSurge/maxUnavailable; every other strategy's are those of
+    rollingUpdate.
+    """
+    limits = strategy.canary if strategy.type == CANARY and strategy.canary else strategy
+    return resolve_limits(limits.max_surge, limits.max_unavailable, replicas)
 
 
 def minimum_serving(replicas: int, unavailable: int) -> int:

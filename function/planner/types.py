@@ -149,7 +149,7 @@ class Plan:
 
 @dataclass
 class RevisionState:
-    """The revision state machine's registers for this call (SPEC section 3)."""
+    """The revision state machine's registers for this call (docs/rollout.md#revisions)."""
 
     current: str | None
     deploying: str | None

@@ -109,12 +109,8 @@ class CanaryStrategy(Defaults):
     holds_old_capacity = True
 
     def limits(self, spec: Spec) -> tuple[int, int]:
-        canary = canary_spec(spec)
-        if spec.strategy.canary is None:  # a canary in flight whose block was removed
-            canary = Canary(steps=(), max_surge=spec.strategy.max_surge,
-                            max_unavailable=spec.strategy.max_unavailable)
-        return arithmetic.resolve_limits(canary.max_surge, canary.max_unavailable,
-                                         spec.replicas)
+        """canary.maxSurge / canary.maxUnavailable (rollingUpdate's if the block is gone)."""
+        return arithmetic.surge_and_unavailable(spec.strategy, spec.replicas)
 
     # --- the steps ----------------------------------------------------------------------
 
@@ -164,7 +160,9 @@ class CanaryStrategy(Defaults):
             kept = sum(1 for r in rollout.replicas_of(rollout.state.current) if not r.draining)
             prior = rollout.prior.canary
             routed = prior.weight if prior is not None and prior.weight is not None else 0
-            return serving >= canary and kept <= current and routed == progress.weight
+            # With N = 0 there is nothing to route: the step is done at its targets.
+            carried = routed == progress.weight or rollout.n == 0
+            return serving >= canary and kept <= current and carried
         if step.kind == PAUSE:
             if step.duration_seconds is None:
                 return rollout.spec.promote == rollout.state.deploying
