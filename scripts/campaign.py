@@ -41,7 +41,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.sim import FAMILIES, STRATEGIES, ScenarioResult, Summary, run_campaign  # noqa: E402
+from tests.sim import (  # noqa: E402
+    ALL_STRATEGIES,
+    FAMILIES,
+    STRATEGIES,
+    ScenarioResult,
+    Summary,
+    run_campaign,
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -59,8 +66,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="worker processes, each with its own gRPC server (default 2)")
     parser.add_argument("--only", type=int, action="append",
                         help="re-run only the scenario with this index (repeatable)")
-    parser.add_argument("--strategy", action="append", choices=list(STRATEGIES),
-                        help="only these strategies (repeatable)")
+    parser.add_argument("--strategy", action="append", choices=list(ALL_STRATEGIES),
+                        help="only these strategies (repeatable); the canary-* strategies "
+                             "run only when named")
     parser.add_argument("--family", action="append", choices=list(FAMILIES),
                         help="only these scenario families (repeatable)")
     parser.add_argument("--no-wallclock", action="store_true",

@@ -48,7 +48,7 @@ from crossplane.function.proto.v1 import run_function_pb2 as fnv1
 
 from function import naming
 from function.rollout import surge_and_unavailable
-from function.spec import parse_spec
+from function.spec import SET_WEIGHT, parse_spec
 from tests import fixtures
 from tests.grpc_harness import Client, RealServer, WallClockCaller
 from tests.invariants import Violation
@@ -72,6 +72,27 @@ STRATEGIES: dict[str, dict[str, Any]] = {
     "bluegreen-auto": fixtures.blue_green(auto=True, delay=0, scale_down=20),
     "bluegreen-auto-soak": fixtures.blue_green(auto=True, delay=90, scale_down=60),
 }
+
+def canary(steps: list[dict[str, Any]], surge: int | str = "25%", unavailable: int | str = 0,
+           header: bool = False) -> dict[str, Any]:
+    body: dict[str, Any] = {"steps": steps, "maxSurge": surge, "maxUnavailable": unavailable}
+    if header:
+        body["headerRoute"] = {"name": "x-canary", "value": "true"}
+    return {"type": "Canary", "canary": body}
+
+
+# Strategies outside the default grid: chosen with --strategy (run_campaign's
+# `strategies`), so that adding them leaves the default campaign's scenarios as they are.
+EXTRA_STRATEGIES: dict[str, dict[str, Any]] = {
+    "canary-timed": canary([{"setWeight": 20}, {"pause": {"durationSeconds": 60}},
+                            {"setWeight": 60}, {"pause": {"durationSeconds": 30}}]),
+    "canary-manual": canary([{"setWeight": 0}, {"pause": {}}, {"setWeight": 50},
+                             {"pause": {"durationSeconds": 45}}], surge=1, unavailable=1,
+                            header=True),
+    "canary-steps": canary([{"setWeight": 10}, {"setWeight": 25}, {"setWeight": 50},
+                            {"setWeight": 100}], surge=0, unavailable="50%"),
+}
+ALL_STRATEGIES = {**STRATEGIES, **EXTRA_STRATEGIES}
 
 FAMILIES = (
     "plain",
@@ -163,8 +184,9 @@ class Scenario:
         self.result = ScenarioResult(spec)
         rng = self.rng
         family = spec.family
-        strategy = STRATEGIES[spec.strategy]
+        strategy = ALL_STRATEGIES[spec.strategy]
         self.blue_green = strategy["type"] == "BlueGreen"
+        self.canary = strategy["type"] == "Canary"
         self.auto = self.blue_green and strategy["blueGreen"]["autoPromote"]
 
         self.n = rng.randint(1, 5)
@@ -194,6 +216,11 @@ class Scenario:
             awaiting = OPERATOR_DELAY_MAX + self.dt_max
         elif self.blue_green:
             awaiting = strategy["blueGreen"]["promoteDelaySeconds"] + self.dt_max
+        elif self.canary:
+            # Timed pauses, the operator at a manual one, a call's delay per step.
+            steps = strategy["canary"]["steps"]
+            awaiting = sum((step["pause"].get("durationSeconds", OPERATOR_DELAY_MAX)
+                            if "pause" in step else 0) + self.dt_max for step in steps)
         else:
             awaiting = 0.0
         self.awaiting = awaiting
@@ -305,10 +332,12 @@ class Scenario:
         return record
 
     def operator(self) -> None:
-        """A person who approves a BlueGreen rollout some time after it waits for them."""
+        """A person who approves a BlueGreen rollout or a manual canary pause some time
+        after it waits for them."""
         world = self.world
         status = world.status
-        if not self.blue_green or self.auto or status.get("phase") != "AwaitingPromotion":
+        if not (self.blue_green or self.canary) or self.auto \
+                or status.get("phase") != "AwaitingPromotion":
             self.approve_at = None
             return
         deploying = status.get("deployingRevision")
@@ -663,6 +692,13 @@ class Scenario:
         """
         n = self.world.spec["replicas"]
         strategy = parse_spec(self.world.spec).strategy
+        if self.canary:
+            # Each setWeight step is a wave, the promotion as many as RollingUpdate's.
+            surge, unavailable = surge_and_unavailable(strategy, n)
+            per_wave = max(1, min(n, max(surge, unavailable))) if n else 1
+            weights = sum(1 for step in strategy.canary.steps if step.kind == SET_WEIGHT)
+            return ((weights + math.ceil(max(n, 1) / per_wave)) * self.wave + self.awaiting
+                    + 2 * self.dt_max)
         if self.blue_green:
             return (self.warmup_max + self.backend_lag_max + self.min_ready + self.awaiting
                     + 5 * self.dt_max)

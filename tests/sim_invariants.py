@@ -43,7 +43,7 @@ from crossplane.function.proto.v1 import run_function_pb2 as fnv1
 from google.protobuf import json_format
 
 from function import naming
-from function.spec import BLUE_GREEN, InvalidSpec, Spec, parse_spec
+from function.spec import BLUE_GREEN, CANARY, InvalidSpec, Spec, parse_spec
 from tests import invariants
 from tests.invariants import Violation
 from tests.world import Step, World
@@ -226,7 +226,9 @@ def outside_timers(spec: Spec, step: Step) -> list[tuple[float, str]]:
                 add(end, f"minReadySeconds of {key}")
     deploying = step.status.get("deployingRevision")
     progress = _time(step.status.get("lastProgressTime"))
-    if deploying and step.status.get("phase") == "Progressing" and progress is not None:
+    # A canary's deadline pauses during its pauses: not judged from outside.
+    if deploying and step.status.get("phase") == "Progressing" and progress is not None \
+            and step.status.get("rolloutStrategy") != CANARY:
         serving = sum(1 for k in step.observed
                       if (naming.parse_replica_key(k) or ("",))[0] == deploying
                       and serving_from_outside(spec, step.observed, k, now))
@@ -440,6 +442,7 @@ class SimChecker:
             self.check_rollback(spec, step)
             self.check_quiet(step)
             self.check_orphans_not_routed(step)
+            self.check_canary_share(spec, step)
             self.check_ttl(spec, step)
             self.check_warnings_once(step, disturbed)
             self.check_no_flap(spec, step, disturbed)
@@ -507,8 +510,8 @@ class SimChecker:
             raise Violation(f"phase Stable with current={current!r} deploying={deploying!r}")
         if phase in ("Progressing", "AwaitingPromotion") and not deploying:
             raise Violation(f"phase {phase} without a deploying revision")
-        if phase == "AwaitingPromotion" and spec.strategy.type != BLUE_GREEN \
-                and status.get("rolloutStrategy") != BLUE_GREEN:
+        if phase == "AwaitingPromotion" and spec.strategy.type not in (BLUE_GREEN, CANARY) \
+                and status.get("rolloutStrategy") not in (BLUE_GREEN, CANARY):
             raise Violation("AwaitingPromotion under RollingUpdate")
         if failed is not None and failed == current:
             raise Violation(f"failed and current are both {failed!r}")
@@ -711,9 +714,9 @@ class SimChecker:
         if phase == "Failed" and not current and deploying == target \
                 and progressing.status == fnv1.STATUS_CONDITION_FALSE:
             return "failing-first-deploy"
-        if phase == "AwaitingPromotion" and deploying == target \
-                and not spec.strategy.auto_promote and spec.promote != deploying:
-            return "awaiting-approval"
+        if phase == "AwaitingPromotion" and deploying == target and spec.promote != deploying \
+                and not (spec.strategy.type == BLUE_GREEN and spec.strategy.auto_promote):
+            return "awaiting-approval"  # manual BlueGreen, or a canary's manual pause
         return None
 
     def liveness_bound(self, spec: Spec) -> float:
@@ -770,6 +773,28 @@ class SimChecker:
                 raise Violation(f"the preview route carries {name} of {revision!r}, "
                                 "not the deploying revision")
         self.count("orphans-never-newly-routed")
+
+    def check_canary_share(self, spec: Spec, step: Step) -> None:
+        """SPEC 4.4: while the current revision also carries traffic, a canary's share of
+        the main route is never more than its share of Serving capacity."""
+        status = step.status
+        deploying, current = status.get("deployingRevision"), status.get("currentRevision")
+        if status.get("rolloutStrategy") != CANARY or not deploying or not current \
+                or not spec.replicas:
+            return
+        by_backend = invariants._endpoint_by_backend(step.observed)
+        routed = {(naming.parse_replica_key(by_backend.get(name, "")) or ("",))[0]
+                  for name in main_backends(step)}
+        if current not in routed or deploying not in routed:
+            return
+        weight = next((row["trafficWeight"] for row in status.get("revisions", [])
+                       if row["name"] == deploying), 0)
+        serving = revision_counts(spec, step).get(deploying, (0, 0))[1]
+        share = 100 * serving / spec.replicas
+        if weight > math.ceil(share):
+            raise Violation(f"canary {deploying!r} carries {weight}% of the main route with "
+                            f"{serving} of {spec.replicas} replicas serving")
+        self.count("canary-share-within-capacity")
 
     def check_ttl(self, spec: Spec, step: Step) -> None:
         """SPEC 7: the TTL is no longer than the time to the nearest pending timer
