@@ -131,6 +131,7 @@ BAD_EDITS: tuple[tuple[str, Callable[[dict[str, Any]], None]], ...] = (
         "healthCheck", {"port": 8000})),
 )
 
+REPEAT_EVERY = 10  # every tenth request is also sent again to the same server
 OPERATOR_DELAY_MAX = 180.0  # the longest a person takes to approve a waiting BlueGreen
 REVISIONS = ("v1", "v2", "v3")
 
@@ -321,6 +322,14 @@ class Scenario:
             raise Violation(f"servers started with PYTHONHASHSEED={seeds[0]} and {seeds[1]} "
                             "answered the same request differently")
         self.checker.count("determinism-across-hash-seeds")
+        first = getattr(self.caller, "servers", [None])[0]
+        if first is not None and self.result.calls % REPEAT_EVERY == 0:
+            # Both twins see the same calls; a server that kept state between calls
+            # would answer a repeated request differently.
+            self.result.recalls += 1
+            if deterministic_bytes(first(req, now)) != deterministic_bytes(rsp):
+                raise Violation("the same request twice to one server gave different responses")
+            self.checker.count("determinism-same-server")
         return rsp
 
     def step(self, *, dt: float | None = None, apply: bool = True) -> Step:
@@ -749,8 +758,9 @@ class Summary:
             f"campaign seed {self.seed}: {self.scenarios} simulated scenarios "
             f"(+{self.wallclock_scenarios} wall-clock against the console script) "
             f"in {self.seconds:.1f}s",
-            f"calls: {self.calls} over gRPC (+{self.recalls} to twin servers with another "
-            f"PYTHONHASHSEED, +{self.wallclock_calls} wall-clock), "
+            f"calls: {self.calls} over gRPC (+{self.recalls} repeated, to the twin server "
+            f"with another PYTHONHASHSEED or the same one, +{self.wallclock_calls} "
+            "wall-clock), "
             f"{self.sim_hours:.1f} simulated hours",
             "twin servers' PYTHONHASHSEED: " + ", ".join(
                 f"{a}/{b}" for a, b in self.hash_seeds),
