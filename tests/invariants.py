@@ -6,17 +6,35 @@ was given, the desired state it returned and the status it wrote.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from typing import Any
 
 from function import naming
 from function.rollout import surge_and_unavailable
-from function.spec import BLUE_GREEN, parse_spec
+from function.spec import BLUE_GREEN, Spec, parse_spec
 from tests.world import Step, World
 
 
 class Violation(AssertionError):
     pass
+
+
+_SPECS: dict[str, Spec] = {}
+
+
+def spec_of(raw: Any) -> Spec:
+    """parse_spec(raw), remembered for the last few specs: a closed loop parses the same
+    spec after every call, and parsing is a good part of a check's cost. Raises
+    InvalidSpec as parse_spec does."""
+    key = json.dumps(raw, sort_keys=True, default=str)
+    spec = _SPECS.get(key)
+    if spec is None:
+        spec = parse_spec(raw)
+        if len(_SPECS) >= 16:
+            _SPECS.clear()
+        _SPECS[key] = spec
+    return spec
 
 
 def _backends(desired: dict[str, dict[str, Any]], key: str) -> list[str]:
@@ -66,7 +84,7 @@ def routed_replicas(step: Step, key: str = naming.ROUTE_KEY) -> list[str]:
 def check(world: World, step: Step) -> None:
     if step.fatal:
         return
-    spec = parse_spec(world.spec)
+    spec = spec_of(world.spec)
     n = spec.replicas
     surge, unavailable = surge_and_unavailable(spec.strategy, n)
     by_backend = _endpoint_by_backend(step.observed)

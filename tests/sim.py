@@ -48,10 +48,10 @@ from crossplane.function.proto.v1 import run_function_pb2 as fnv1
 
 from function import naming
 from function.rollout import surge_and_unavailable
-from function.spec import SET_WEIGHT, parse_spec
+from function.spec import SET_WEIGHT
 from tests import fixtures
 from tests.grpc_harness import Client, RealServer, WallClockCaller
-from tests.invariants import Violation
+from tests.invariants import Violation, spec_of
 from tests.sim_invariants import (
     RolloutBudget,
     SimChecker,
@@ -373,7 +373,7 @@ class Scenario:
         keys = world.replicas()
         if len(keys) != n or world.replicas(current) != keys:
             return False
-        spec = parse_spec(world.spec)
+        spec = spec_of(world.spec)
         return all(serving_from_outside(spec, world.composed, k, world.now) for k in keys)
 
     def run_until_settled(self, *, disturb: Callable[[int], None] | None = None,
@@ -700,7 +700,7 @@ class Scenario:
         waits at the gate at most A.
         """
         n = self.world.spec["replicas"]
-        strategy = parse_spec(self.world.spec).strategy
+        strategy = spec_of(self.world.spec).strategy
         if self.canary:
             # Each setWeight step is a wave, the promotion as many as RollingUpdate's.
             surge, unavailable = surge_and_unavailable(strategy, n)

@@ -43,7 +43,7 @@ from crossplane.function.proto.v1 import run_function_pb2 as fnv1
 from google.protobuf import json_format
 
 from function import naming
-from function.spec import BLUE_GREEN, CANARY, InvalidSpec, Spec, parse_spec
+from function.spec import BLUE_GREEN, CANARY, InvalidSpec, Spec
 from tests import invariants
 from tests.invariants import Violation
 from tests.world import Step, World
@@ -76,7 +76,7 @@ def request_spec(step: Step) -> Any:
 
 def parsed_spec(raw: Any) -> Spec | None:
     try:
-        return parse_spec(raw)
+        return invariants.spec_of(raw)
     except InvalidSpec:
         return None
 

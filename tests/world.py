@@ -93,10 +93,10 @@ class World:
             "apiVersion": "serving.rollout.dev/v1alpha1",
             "kind": "ModelDeployment",
             "metadata": {"name": self.name, "namespace": self.namespace},
-            "spec": copy.deepcopy(self.spec),
+            "spec": self.spec,
         }
         if self.status:
-            body["status"] = copy.deepcopy(self.status)
+            body["status"] = self.status
         return body
 
     def request(self) -> fnv1.RunFunctionRequest:
