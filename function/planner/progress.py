@@ -49,8 +49,11 @@ def judge_progress(rollout: Rollout, strategy: Strategy) -> Gate:
         return strategy.pass_gate(rollout, d_replicas)
     if sum(1 for r in d_replicas if r.serving) >= rollout.n:
         return Gate()  # serves in full and completes: a late call is no reason to roll back
-    failure = (rollout_failure(spec, state, d_replicas, rollout.now)
-               or first_deploy_still_failing(rollout.prior, state, d_replicas, rollout.infos))
+    # A first deploy that is already failing keeps the reason it was reported
+    # with: its replacements failing again, or the deadline still passed, is the
+    # same failure, not a new one.
+    failure = (first_deploy_still_failing(rollout.prior, state, d_replicas, rollout.infos)
+               or rollout_failure(spec, state, d_replicas, rollout.now))
     if failure is None:
         assert state.last_progress is not None  # set by track_progress
         return Gate(timers=(state.last_progress
