@@ -212,9 +212,16 @@ def outside_timers(spec: Spec, step: Step) -> list[tuple[float, str]]:
         ready = ready_since(observed)
         born = _time(observed.get("metadata", {}).get("creationTimestamp")) or now
         if ready is None:
+            # SPEC 2, 4.6: from the later of creation, the last Ready transition and
+            # scheduling; an Unschedulable replica's budget has not started.
+            conditions = status.get("conditions", []) or []
+            if any(c.get("type") == "Scheduled" and c.get("status") == "False"
+                   for c in conditions):
+                continue
             since = born
-            for c in status.get("conditions", []) or []:
-                moved = _time(c.get("lastTransitionTime")) if c.get("type") == "Ready" else None
+            for c in conditions:
+                moved = (_time(c.get("lastTransitionTime"))
+                         if c.get("type") in ("Ready", "Scheduled") else None)
                 if moved is not None and moved > since:
                     since = moved
             add(since + budget, f"warm-up of {key}")

@@ -46,6 +46,24 @@ class Fate:
     backend_lag: float = 0.0  # seconds after Ready until the endpoint publishes backendName
     flap_after: float | None = None  # seconds after Ready, readiness drops once...
     flap_for: float = 20.0  # ...for this long, then returns with a new transition time
+    # SPEC 4.6: seconds the replica waits for an accelerator (Scheduled=False with this
+    # reason) before it is scheduled; its warm-up starts then. 0: scheduled at once.
+    unschedulable_for: float = 0.0
+    unschedulable_reason: str = "InsufficientCapacity"
+    # SPEC 1.2, 4.5: while Ready, publish status.metrics over a window of this many
+    # seconds at these rates (requests per second, error ratio, p95 TTFT and ITL).
+    metrics: Metrics | None = None
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """What a replica's metrics adapter publishes (SPEC 1.2 `status.metrics`)."""
+
+    requests_per_second: float = 5.0
+    error_ratio: float = 0.0
+    ttft_p95_seconds: float = 0.5
+    itl_p95_seconds: float = 0.05
+    window_seconds: int = 60
 
 
 FateFor = Callable[[str, int], Fate]
@@ -183,9 +201,34 @@ class World:
                         {"type": "Accepted", "status": "True"}]}]}
 
     def live(self, key: str, body: dict[str, Any], lived: Lived) -> None:
+        """Move one replica along its fate. A replica that waits for an accelerator
+        (`unschedulable_for`) says Scheduled=False until it is scheduled, then lives as
+        any other from that moment, with Scheduled=True."""
+        fate = lived.fate
+        if not fate.unschedulable_for:
+            self._live(key, body, lived, lived.created)
+            return
+        status = body.setdefault("status", {})
+        scheduled_at = lived.created + timedelta(seconds=fate.unschedulable_for)
+        if self.now < scheduled_at:
+            status["conditions"] = [
+                {"type": "Ready", "status": "False", "lastTransitionTime": ts(lived.created)},
+                {"type": "Scheduled", "status": "False", "reason": fate.unschedulable_reason,
+                 "lastTransitionTime": ts(lived.created)}]
+            return
+        if any(c.get("type") == "Scheduled" and c.get("status") == "False"
+               for c in status.get("conditions", [])):
+            status["conditions"] = [{"type": "Ready", "status": "False",
+                                     "lastTransitionTime": ts(scheduled_at)}]
+        self._live(key, body, lived, scheduled_at)
+        conditions = [c for c in status.get("conditions", []) if c.get("type") != "Scheduled"]
+        status["conditions"] = [*conditions, {"type": "Scheduled", "status": "True",
+                                              "lastTransitionTime": ts(scheduled_at)}]
+
+    def _live(self, key: str, body: dict[str, Any], lived: Lived, started: datetime) -> None:
         fate, now = lived.fate, self.now
         status = body.setdefault("status", {})
-        warm_done = now >= lived.created + timedelta(seconds=fate.warmup)
+        warm_done = now >= started + timedelta(seconds=fate.warmup)
         if fate.start_failure and warm_done:
             status.update({"phase": "Failed", "message": "engine exited: CUDA out of memory",
                            "conditions": [{"type": "Ready", "status": "False",
@@ -193,7 +236,7 @@ class World:
             return
         if fate.never_ready or not warm_done:
             status.setdefault("conditions", [{"type": "Ready", "status": "False",
-                                              "lastTransitionTime": ts(lived.created)}])
+                                              "lastTransitionTime": ts(started)}])
             return
         if lived.ready_at is None:
             lived.ready_at = now
@@ -219,6 +262,14 @@ class World:
         status["conditions"] = [{"type": "Ready", "status": "True",
                                  "lastTransitionTime": ts(lived.ready_at)}]
         status["address"] = {"url": f"http://10.0.0.{zlib.crc32(key.encode()) % 250}:8000"}
+        if fate.metrics is not None:
+            m = fate.metrics
+            window = min(m.window_seconds, max(1.0, since_ready))
+            requests = int(m.requests_per_second * window)
+            status["metrics"] = {
+                "windowSeconds": m.window_seconds, "observedTime": ts(now),
+                "requests": requests, "errors": int(requests * m.error_ratio),
+                "ttftP95Seconds": m.ttft_p95_seconds, "itlP95Seconds": m.itl_p95_seconds}
         if fate.no_health:
             return
         state = "Healthy"
