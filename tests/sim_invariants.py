@@ -565,13 +565,14 @@ class SimChecker:
             times = [t for key, body in step.observed.items()
                      if (naming.parse_replica_key(key) or ("",))[0] == deploying
                      and (t := ready_since(body)) is not None]
-            if times:
+            if times and spec.replicas > 0:
                 due = max(times) + timedelta(seconds=spec.strategy.promote_delay_seconds)
                 if step.now >= due:
                     raise Violation(f"auto-promotion of {deploying!r} was due at {due}")
             elif spec.replicas == 0:
-                # No green replica to be Ready: the soak runs from when green reached the
-                # gate with this spec (SPEC 4.2: with N = 0 the gate's first half holds).
+                # No green replica needs to be Ready: the soak runs from when green reached
+                # the gate with this spec (SPEC 4.2: with N = 0 the gate's first half
+                # holds; README: the delay runs from the call that first saw the gate).
                 key = f"{deploying} {request_spec(step)}"
                 if self.awaiting_since is None or self.awaiting_since[0] != key:
                     self.awaiting_since = (key, step.now)
@@ -651,10 +652,16 @@ class SimChecker:
         disturbed = self.pending_disturbance or previous is None or not previous.applied \
             or not step.applied
         self.pending_disturbance = False
-        if previous is not None and (
-                request_spec(step) != request_spec(previous)
-                or (step.now - previous.now).total_seconds() > self.budget.dt_max + 1e-6):
+        gap = (step.now - previous.now).total_seconds() if previous is not None else 0.0
+        if previous is not None and request_spec(step) != request_spec(previous):
             disturbed = True
+        if gap > self.budget.dt_max + 1e-6:
+            disturbed = True
+            # A fault's moments count from when the platform noticed the replica Ready,
+            # which a jump delays: what was still due is due that much later.
+            if self.disturbed_until is not None and previous is not None \
+                    and self.disturbed_until > previous.now:
+                self.disturbed_until += timedelta(seconds=gap)
         if self.disturbed_until is not None and step.now <= self.disturbed_until:
             disturbed = True
         if disturbed:

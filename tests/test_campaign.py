@@ -236,3 +236,23 @@ def test_the_world_can_keep_a_replica_waiting_for_an_accelerator_and_publish_met
     assert [c["type"] for c in status["conditions"] if c["status"] == "True"] == [
         "Ready", "Scheduled"]
     assert status["metrics"]["requests"] > 0 and status["metrics"]["errors"] >= 0
+
+
+@pytest.mark.xfail(strict=True, reason="scale-in drains a Serving replica before Running "
+                                       "ones that do not serve yet")
+def test_scaling_in_keeps_the_replicas_that_serve():
+    """Campaign: --seed 9 --only 151 (rolling-0/1 scale).
+
+    Four replicas, maxSurge 0 / maxUnavailable 1, minReadySeconds 20: replica 3 has
+    served since 30 s, replicas 0-2 became Ready at 30 s and are not Available before
+    50 s. At 40 s replicas goes to 2: the removal priority (ties: the highest index)
+    drains replica 3, the only one serving, and keeps 0 and 1; the main route is
+    empty although N - maxUnavailable = 1 (SPEC 4.1: availability first; a Kubernetes
+    ReplicaSet removes the pods Ready for less time first)."""
+    world = World(spec=deployment(4, ("v1",), strategy=rolling(0, 1), minReadySeconds=20),
+                  fate_for=lambda revision, index: Fate(warmup=5 if index == 3 else 30))
+    for _ in range(4):
+        world.step(dt=10)
+    world.spec["replicas"] = 2
+    step = world.step(dt=10)
+    invariants.check(world, step)
