@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -245,6 +246,22 @@ class Health:
 
 
 @dataclass(slots=True)
+class Metrics:
+    """A replica's status.metrics: service levels over the last window_seconds.
+
+    Published by the platform's metrics adapter (docs/rollout.md#analysis);
+    whether they are recent enough to use is the analysis gate's to judge.
+    """
+
+    window_seconds: int | None
+    observed_time: datetime | None
+    requests: int
+    errors: int
+    ttft_p95_seconds: float | None
+    itl_p95_seconds: float | None
+
+
+@dataclass(slots=True)
 class ObservedReplica:
     key: str
     revision: str
@@ -261,6 +278,9 @@ class ObservedReplica:
     url: str | None = None
     malformed: bool = False  # status present but not of the expected shape: unknown, not failed
     raw_spec: Any = None  # kept by reference; copied only for revisions missing from the spec
+    # status.metrics' fields, kept by reference and read (read_metrics) only by the
+    # analysis gate, for the few replicas it judges; None when absent or no object.
+    raw_metrics: Any = None
 
     @property
     def is_ready(self) -> bool:
@@ -289,6 +309,16 @@ class PriorRevisionRow:
 
 
 @dataclass(frozen=True)
+class PriorAnalysis:
+    """status.analysis as written on an earlier call (docs/rollout.md#analysis)."""
+
+    verdict: str | None
+    message: str | None
+    failing_since: datetime | None
+    evaluated_time: datetime | None
+
+
+@dataclass(frozen=True)
 class PriorStatus:
     """The rollout's memory, as the function wrote it on an earlier call."""
 
@@ -301,6 +331,7 @@ class PriorStatus:
     last_progress_time: datetime | None = None
     revisions: Mapping[str, PriorRevisionRow] = field(default_factory=dict)
     progressing: Condition | None = None
+    analysis: PriorAnalysis | None = None
 
 
 @dataclass(frozen=True)
@@ -360,6 +391,7 @@ def _read_replica(key: str, revision: str, index: int, resource: Any) -> Observe
         url=as_str(_text_at(address, "url")),
         malformed=malformed,
         raw_spec=_at(fields, "spec"),
+        raw_metrics=_map_at(status, "metrics"),
     )
 
 
@@ -441,7 +473,7 @@ def _read_regular_replica(key: str, revision: str, index: int, fields: Any) -> O
             labels = _object(metadata["labels"])
             if naming.LABEL_TEMPLATE_HASH in labels:
                 template_hash = _string(labels[naming.LABEL_TEMPLATE_HASH])
-    ready = health = url = message = None
+    ready = health = url = message = metrics = None
     failed = False
     if "status" in fields:
         status = _object(fields["status"])
@@ -457,6 +489,8 @@ def _read_regular_replica(key: str, revision: str, index: int, fields: Any) -> O
             failed = _string(status["phase"]) == "Failed"
             if failed and "message" in status:
                 message = _string(status["message"])
+        if "metrics" in status:
+            metrics = _object(status["metrics"])
     return ObservedReplica(
         key=key,
         revision=revision,
@@ -473,6 +507,7 @@ def _read_regular_replica(key: str, revision: str, index: int, fields: Any) -> O
         url=url,
         malformed=False,
         raw_spec=_value(fields["spec"]) if "spec" in fields else None,
+        raw_metrics=metrics,
     )
 
 
@@ -500,6 +535,44 @@ def _regular_health(fields: Any) -> Health:
         last_probe_time=as_time(_string(fields["lastProbeTime"]))
         if "lastProbeTime" in fields else None,
     )
+
+
+def read_metrics(fields: Any) -> Metrics | None:
+    """A replica's status.metrics, from the fields kept in ObservedReplica.raw_metrics.
+
+    None when there are none or they are not of the contract's shape
+    (docs/rollout.md#analysis): `requests` and `errors` whole numbers with
+    0 <= errors <= requests, `observedTime` a timestamp, `windowSeconds` (optional)
+    a whole number >= 0, the p95s (optional) finite numbers >= 0. Unusable data,
+    never a reason to act. Example: {requests: 1520, errors: 62, observedTime:
+    "2026-11-22T10:04:30Z", ttftP95Seconds: 1.8} -> Metrics(requests=1520,
+    errors=62, ttft_p95_seconds=1.8, itl_p95_seconds=None, window_seconds=None, ...).
+    """
+    if fields is None:
+        return None
+    requests = as_int(_at(fields, "requests"))
+    errors = as_int(_at(fields, "errors"))
+    observed = as_time(_text_at(fields, "observedTime"))
+    if requests is None or errors is None or observed is None or not 0 <= errors <= requests:
+        return None
+    window = _at(fields, "windowSeconds")
+    window_seconds = as_int(window)
+    if window is not None and (window_seconds is None or window_seconds < 0):
+        return None
+    ttft = _at(fields, "ttftP95Seconds")
+    itl = _at(fields, "itlP95Seconds")
+    if not (_seconds_or_none(ttft) and _seconds_or_none(itl)):
+        return None
+    return Metrics(window_seconds=window_seconds, observed_time=observed, requests=requests,
+                   errors=errors,
+                   ttft_p95_seconds=None if ttft is None else float(ttft),
+                   itl_p95_seconds=None if itl is None else float(itl))
+
+
+def _seconds_or_none(value: Any) -> bool:
+    """Whether value is absent or a finite number of seconds >= 0."""
+    return value is None or (not isinstance(value, bool) and isinstance(value, _NUMBER)
+                             and 0 <= value < math.inf)
 
 
 def _int_text(value: Any) -> int | None:
@@ -639,4 +712,17 @@ def read_prior_status(status: Any) -> PriorStatus:
         last_progress_time=as_time(get(status, "lastProgressTime")),
         revisions=rows,
         progressing=find_condition(status, "Progressing"),
+        analysis=_read_prior_analysis(get(status, "analysis")),
+    )
+
+
+def _read_prior_analysis(analysis: Any) -> PriorAnalysis | None:
+    fields = _fields_of(analysis)
+    if fields is None:
+        return None
+    return PriorAnalysis(
+        verdict=as_str(_at(fields, "verdict")),
+        message=as_str(_at(fields, "message")),
+        failing_since=as_time(_at(fields, "failingSince")),
+        evaluated_time=as_time(_at(fields, "evaluatedTime")),
     )

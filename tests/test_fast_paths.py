@@ -32,6 +32,7 @@ from function.observe import (
     find_condition,
     get,
     read_endpoint,
+    read_metrics,
     read_observed,
     read_prior_status,
     read_replica,
@@ -250,8 +251,9 @@ def same_replica(body: dict[str, Any]) -> Any:
     from_struct = read_replica("replica-v1-0", "v1", 0, struct(body))
     from_dict = read_replica("replica-v1-0", "v1", 0, plain(struct(body)))
     assert to_plain(from_struct.raw_spec) == to_plain(from_dict.raw_spec)
-    assert (dataclasses.replace(from_struct, raw_spec=None)
-            == dataclasses.replace(from_dict, raw_spec=None))
+    assert read_metrics(from_struct.raw_metrics) == read_metrics(from_dict.raw_metrics)
+    assert (dataclasses.replace(from_struct, raw_spec=None, raw_metrics=None)
+            == dataclasses.replace(from_dict, raw_spec=None, raw_metrics=None))
     return from_struct
 
 
@@ -276,6 +278,8 @@ def good_replica() -> dict[str, Any]:
             "phase": "Running",
             "message": "serving",
             "address": {"url": "http://10.0.0.1:8000"},
+            "metrics": {"windowSeconds": 60, "observedTime": ts(T0), "requests": 900,
+                        "errors": 3, "ttftP95Seconds": 0.8, "itlP95Seconds": 0.04},
         },
     }
 
@@ -295,7 +299,9 @@ PATHS = [
     ("status", "conditions", 1, "lastTransitionTime"), ("status", "health"),
     ("status", "health", "state"), ("status", "health", "lastProbeTime"),
     ("status", "health", "consecutiveFailures"), ("status", "phase"), ("status", "message"),
-    ("status", "address"), ("status", "address", "url"), ("spec",),
+    ("status", "address"), ("status", "address", "url"), ("status", "metrics"),
+    ("status", "metrics", "requests"), ("status", "metrics", "observedTime"),
+    ("status", "metrics", "ttftP95Seconds"), ("spec",),
 ]
 
 
@@ -312,6 +318,7 @@ def test_a_wrong_type_anywhere_in_a_replica_reads_as_it_does_from_a_dict(path):
     good = same_replica(good_replica())
     assert good.ready is not None and good.ready.reason == "Up" and good.health is not None
     assert not good.malformed and good.drain_seconds == 30 and good.url
+    assert read_metrics(good.raw_metrics) is not None
     for value in WRONG:
         body = good_replica()
         put(body, path, value)
