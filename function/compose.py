@@ -10,6 +10,7 @@ from function import naming
 from function.observe import Observed, format_time, to_plain
 from function.planner import Backend, Plan, PlannedReplica
 from function.planner.revisions import revision_content
+from function.planner.types import AnalysisRecord
 from function.spec import Input, Spec
 
 
@@ -194,4 +195,16 @@ def status(plan: Plan) -> dict[str, Any]:
          "trafficWeight": row.traffic_weight}
         for row in plan.rows
     ]
+    if plan.analysis is not None:
+        out["analysis"] = analysis_status(plan.analysis)
+    return out
+
+
+def analysis_status(record: AnalysisRecord) -> dict[str, Any]:
+    """status.analysis; failingSince only while the gate fails (docs/rollout.md#analysis)."""
+    out: dict[str, Any] = {"verdict": record.verdict, "message": record.message}
+    if record.failing_since is not None:
+        out["failingSince"] = format_time(record.failing_since)
+    if record.evaluated_time is not None:
+        out["evaluatedTime"] = format_time(record.evaluated_time)
     return out

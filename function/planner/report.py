@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from function import rollout as arithmetic
 from function.classify import Health, Lifecycle, warmup_budget
+from function.planner.analysis_gate import status_record
 from function.planner.ledger import Ledger, in_spec_order
 from function.planner.traffic import route_replicas
 from function.planner.types import (
@@ -73,7 +74,7 @@ def report(rollout: Rollout, strategy: Strategy, ledger: Ledger, gate: Gate) -> 
         ConditionOut("Available", available,
                      "MinimumReplicasAvailable" if available else "MinimumReplicasUnavailable",
                      f"{serving} of {n} replicas serving; at least {needed} required"),
-        progressing_condition(rollout, strategy, phase),
+        progressing_condition(rollout, strategy, phase, gate),
         routed_condition(spec, main, planned),
     ]
 
@@ -100,6 +101,7 @@ def report(rollout: Rollout, strategy: Strategy, ledger: Ledger, gate: Gate) -> 
         events=events,
         ttl_seconds=ttl,
         available=available,
+        analysis=status_record(rollout),
     )
 
 
@@ -163,17 +165,19 @@ def decide_phase(state: RevisionState, awaiting: bool) -> str:
     return PHASE_STABLE
 
 
-def progressing_condition(rollout: Rollout, strategy: Strategy, phase: str) -> ConditionOut:
+def progressing_condition(rollout: Rollout, strategy: Strategy, phase: str,
+                          gate: Gate) -> ConditionOut:
     """Where the rollout stands: advancing (True) or stopped by a failure or abort (False).
 
-    A False reason (deadline, failed revision, abort) sticks on the calls after
-    it until a new rollout completes, so the reason a rollout stopped stays
-    visible while the deployment serves its current revision.
+    A False reason (deadline, failed revision, failed analysis, abort) sticks on
+    the calls after it until a new rollout completes, so the reason a rollout
+    stopped stays visible while the deployment serves its current revision.
     """
     spec, prior, state, events = rollout.spec, rollout.prior, rollout.state, rollout.events
     if state.rolled_back:
+        detail = f": {state.rollback_detail}" if state.rollback_detail else ""
         return ConditionOut("Progressing", False, state.rolled_back,
-                            f"rolled back to {state.current!r}; {state.failed!r} failed")
+                            f"rolled back to {state.current!r}; {state.failed!r} failed{detail}")
     if state.failing_first_deploy:
         return ConditionOut("Progressing", False, state.failing_first_deploy,
                             f"revision {state.deploying!r} is failing and there is no earlier "
@@ -186,7 +190,8 @@ def progressing_condition(rollout: Rollout, strategy: Strategy, phase: str) -> C
                             f"revision {state.failed!r} failed to roll out; staying on "
                             f"{state.current!r} until activeRevision changes")
     if phase == PHASE_AWAITING_PROMOTION:
-        message = f"revision {state.deploying!r} is fully available and awaits promotion"
+        message = gate.message or (f"revision {state.deploying!r} is fully available and "
+                                   "awaits promotion")
         if spec.promote is not None and spec.promote != state.deploying:
             note = (f"spec.promote names {spec.promote!r}, not the deploying revision "
                     f"{state.deploying!r}; it is ignored")
@@ -194,7 +199,8 @@ def progressing_condition(rollout: Rollout, strategy: Strategy, phase: str) -> C
             previous = prior.progressing.message if prior.progressing else None
             if not previous or note not in previous:
                 events.append(Event(Severity.WARNING, note))
-        return ConditionOut("Progressing", True, REASON_AWAITING_PROMOTION, message)
+        return ConditionOut("Progressing", True, gate.reason or REASON_AWAITING_PROMOTION,
+                            message)
     if phase == PHASE_PROGRESSING:
         reason, message = strategy.progress(rollout)
         return ConditionOut("Progressing", True, reason, message)

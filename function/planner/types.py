@@ -12,6 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from function.analysis import Verdict
 from function.classify import Replica
 from function.observe import PriorStatus
 from function.spec import HealthCheck, Revision, Spec
@@ -27,7 +28,10 @@ REASON_COMPLETE = "RolloutComplete"
 REASON_DEADLINE = "ProgressDeadlineExceeded"
 REASON_REVISION_FAILED = "RevisionFailed"
 REASON_ABORTED = "RolloutAborted"
-STICKY_FALSE_REASONS = (REASON_DEADLINE, REASON_REVISION_FAILED, REASON_ABORTED)
+REASON_ANALYSIS_FAILED = "AnalysisFailed"
+REASON_ANALYSIS_INCONCLUSIVE = "AnalysisInconclusive"
+STICKY_FALSE_REASONS = (REASON_DEADLINE, REASON_REVISION_FAILED, REASON_ABORTED,
+                        REASON_ANALYSIS_FAILED)
 
 DEFAULT_TTL_SECONDS = 60
 
@@ -113,6 +117,16 @@ class ReplicaCounts:
     updated: int
 
 
+@dataclass(frozen=True)
+class AnalysisRecord:
+    """status.analysis: the analysis gate's latest verdict (docs/rollout.md#analysis)."""
+
+    verdict: str
+    message: str
+    failing_since: datetime | None
+    evaluated_time: datetime | None
+
+
 @dataclass
 class Plan:
     replicas: list[PlannedReplica]
@@ -132,6 +146,7 @@ class Plan:
     events: list[Event] = field(default_factory=list)
     ttl_seconds: int = DEFAULT_TTL_SECONDS
     available: bool = False
+    analysis: AnalysisRecord | None = None  # None: status.analysis is not written
 
 
 @dataclass
@@ -151,6 +166,7 @@ class RevisionState:
     promoted: bool = False
     completed: bool = False
     retired_current: str | None = None  # blue, retired by promotion in this call
+    rollback_detail: str | None = None  # what the Progressing condition adds to a rollback
 
 
 @dataclass
@@ -173,6 +189,7 @@ class Rollout:
     carried: frozenset[str] | None
     surge: int = 0
     unavailable: int = 0
+    analysis: AnalysisOutcome | None = None  # the analysis gate's outcome, once it ran this call
 
     @property
     def n(self) -> int:
@@ -194,8 +211,31 @@ class Gate:
     """Where the rollout stands at its gates, before replicas are planned.
 
     awaiting: the rollout waits for approval (phase AwaitingPromotion);
-    timers: when time alone changes the decision (a soak or deadline ending).
+    timers: when time alone changes the decision (a soak or deadline ending);
+    reason, message: the Progressing condition while awaiting, when the wait has
+    a more particular cause than approval (None: AwaitingPromotion, the default
+    message).
     """
 
     awaiting: bool = False
+    timers: tuple[datetime, ...] = ()
+    reason: str | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class AnalysisOutcome:
+    """What the analysis gate decided on this call (function/planner/analysis_gate.py).
+
+    verdict and message: this call's Judgement; failed: the metrics that
+    failed; failing_since: when the gate started failing (kept until a Pass);
+    rolled_back: this call rolled the deploying revision back for it; timers:
+    the end of the failure tolerance while a Fail is tolerated.
+    """
+
+    verdict: Verdict
+    message: str
+    failed: tuple[str, ...] = ()
+    failing_since: datetime | None = None
+    rolled_back: bool = False
     timers: tuple[datetime, ...] = ()
