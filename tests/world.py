@@ -31,9 +31,32 @@ def ts(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+@dataclass(frozen=True)
+class ServiceLevel:
+    """What a replica's metrics adapter publishes as status.metrics, per window.
+
+    requests: served per window while the replica is on a route (main or
+    preview; every Ready replica when no route is composed), 0 while on none;
+    round(requests * error_rate) of them failed; the p95 latencies in seconds
+    (None: not published; never published over 0 requests).
+    """
+
+    requests: int = 600
+    error_rate: float = 0.0
+    ttft_p95: float | None = 0.4
+    itl_p95: float | None = 0.03
+    window: int = 60
+
+
 @dataclass
 class Fate:
-    """How one replica lives: when it becomes Ready, whether and when it breaks."""
+    """How one replica lives: when it becomes Ready, whether and when it breaks, how it serves.
+
+    The service-level fields draw independently of the rest: `service` alone
+    is a steady revision (good, slow, erroring); with `service_alt` it flaps
+    between the two every `service_period` seconds after Ready; with
+    `metrics_stale_after` the adapter stops publishing (observedTime freezes).
+    """
 
     warmup: float = 60.0  # seconds until Ready; None-like large values mean never
     never_ready: bool = False
@@ -45,6 +68,10 @@ class Fate:
     backend_lag: float = 0.0  # seconds after Ready until the endpoint publishes backendName
     flap_after: float | None = None  # seconds after Ready, readiness drops once...
     flap_for: float = 20.0  # ...for this long, then returns with a new transition time
+    service: ServiceLevel | None = None  # status.metrics while Ready; None publishes none
+    service_alt: ServiceLevel | None = None  # flapping: `service`, then this, then `service`...
+    service_period: float = 120.0  # ...each for this many seconds after Ready
+    metrics_stale_after: float | None = None  # seconds after Ready, metrics stop being updated
 
 
 FateFor = Callable[[str, int], Fate]
@@ -165,9 +192,11 @@ class World:
 
     def advance(self, dt: float) -> None:
         self.now += timedelta(seconds=dt)
+        routed = self.routed_backends()
         for key, body in self.composed.items():
             if key in self.lives:
                 self.live(key, body, self.lives[key])
+                self.serve(body, self.lives[key], routed)
         for key, body in self.composed.items():
             parsed = naming.parse_endpoint_key(key)
             if parsed is not None:
@@ -225,6 +254,42 @@ class World:
             probe = lived.ready_at + timedelta(seconds=fate.stale_after)
         status["health"] = {"state": state, "lastProbeTime": ts(probe),
                             "consecutiveFailures": 0 if state == "Healthy" else 3}
+
+    def routed_backends(self) -> frozenset[str] | None:
+        """Backend names some route carries; None when no route is composed (all serve)."""
+        routes = [self.composed[k] for k in (naming.ROUTE_KEY, naming.PREVIEW_ROUTE_KEY)
+                  if k in self.composed]
+        if not routes:
+            return None
+        return frozenset(ref["name"] for route in routes for rule in route["spec"]["rules"]
+                         for ref in rule.get("backendRefs", []))
+
+    def serve(self, body: dict[str, Any], lived: Lived,
+              routed: frozenset[str] | None) -> None:
+        """Publish status.metrics as the replica's metrics adapter would, while it is Ready."""
+        fate, now = lived.fate, self.now
+        status = body.get("status", {})
+        if fate.service is None or lived.ready_at is None or not any(
+                c.get("type") == "Ready" and c.get("status") == "True"
+                for c in status.get("conditions", [])):
+            return
+        since_ready = (now - lived.ready_at).total_seconds()
+        if fate.metrics_stale_after is not None and since_ready >= fate.metrics_stale_after:
+            return  # the adapter stopped: the last figures stay, with their observedTime
+        level = fate.service
+        if fate.service_alt is not None and int(since_ready // fate.service_period) % 2:
+            level = fate.service_alt
+        on_route = routed is None or f"{body['metadata']['name']}-svc" in routed
+        requests = level.requests if on_route else 0
+        metrics: dict[str, Any] = {"windowSeconds": level.window, "observedTime": ts(now),
+                                   "requests": requests,
+                                   "errors": round(requests * level.error_rate)}
+        if requests:
+            if level.ttft_p95 is not None:
+                metrics["ttftP95Seconds"] = level.ttft_p95
+            if level.itl_p95 is not None:
+                metrics["itlP95Seconds"] = level.itl_p95
+        status["metrics"] = metrics
 
     def publish_endpoint(self, key: str, body: dict[str, Any], parsed: tuple[str, int]) -> None:
         replica_key = naming.replica_key(*parsed)

@@ -4,7 +4,9 @@ Green (the deploying revision) is created at full size within 2N replicas and
 is never on the main route before promotion (only on the preview route). The
 gate: green has N Serving replicas, then spec.promote names it, or autoPromote
 and promoteDelaySeconds have passed since the last green replica became Ready.
-Blue then drains for scaleDownDelaySeconds. A first deploy (no blue) is
+With spec.strategy.analysis set, green
+is promoted only on an analysis Pass (docs/rollout.md#analysis). Blue then drains
+for scaleDownDelaySeconds. A first deploy (no blue) is
 deployed at full size and completes when it serves in full.
 """
 
@@ -13,7 +15,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from function import rollout as arithmetic
+from function.analysis import Verdict
 from function.classify import Replica
+from function.planner import analysis_gate
 from function.planner.ledger import Ledger, fully_rolled_out
 from function.planner.progress import promote
 from function.planner.types import REASON_DEPLOYING, Backend, Gate, RevisionState, Rollout
@@ -36,16 +40,46 @@ class BlueGreen:
         return sum(1 for r in deploying if r.serving) >= rollout.n
 
     def pass_gate(self, rollout: Rollout, deploying: list[Replica]) -> Gate:
+        """Promote on approval or after the soak; with spec.strategy.analysis, only on Pass.
+
+        The analysis gate judges green on every call at the gate (its metrics come
+        from preview traffic): Inconclusive waits unless spec.promote names green,
+        a Fail waits and rolls back once it has lasted failureToleranceSeconds.
+        """
         spec, state = rollout.spec, rollout.state
         delay = spec.strategy.promote_delay_seconds
         promote_by = soak_start(state, deploying) + timedelta(seconds=delay)
         approved = spec.promote == state.deploying
         auto = spec.strategy.auto_promote and rollout.now >= promote_by
-        if approved or auto:
-            promote(state, rollout.events, "approved by spec.promote" if approved
-                    else f"green was fully available for {delay}s")
+        analysis = spec.strategy.analysis
+        if analysis is None:
+            if approved or auto:
+                promote(state, rollout.events, "approved by spec.promote" if approved
+                        else f"green was fully available for {delay}s")
+                return Gate()
+            return Gate(awaiting=True,
+                        timers=(promote_by,) if spec.strategy.auto_promote else ())
+
+        green = state.deploying
+        assert green is not None  # at the gate
+        outcome = analysis_gate.evaluate(rollout)
+        assert outcome is not None  # spec.strategy.analysis is set and green deploys
+        if outcome.rolled_back:
             return Gate()
-        return Gate(awaiting=True, timers=(promote_by,) if spec.strategy.auto_promote else ())
+        passed = outcome.verdict is Verdict.PASS
+        if (passed and (approved or auto)) or (
+                approved and outcome.verdict is Verdict.INCONCLUSIVE):
+            why = "approved by spec.promote" if approved else (
+                f"green was fully available for {delay}s")
+            verdict = ("analysis passed" if passed
+                       else "over an inconclusive analysis")
+            promote(state, rollout.events, f"{why}, {verdict}: {outcome.message}")
+            return Gate()
+        reason, message = analysis_gate.waiting(outcome, green,
+                                                analysis.failure_tolerance_seconds)
+        soak = (promote_by,) if spec.strategy.auto_promote and not auto else ()
+        return Gate(awaiting=True, timers=soak + outcome.timers, reason=reason,
+                    message=f"revision {green!r} is fully available; {message}")
 
     def targets(self, rollout: Rollout) -> dict[str, int]:
         state, n = rollout.state, rollout.n
