@@ -609,3 +609,42 @@ def test_awaiting_promotion_waits_for_approval(rendered: dict[str, list[Doc]]) -
     assert condition(docs, "Progressing")["status"] == "True"
     assert condition(docs, "Progressing")["reason"] == "AwaitingPromotion"
     assert condition(docs, "Available")["status"] == "True"
+
+
+# --- analysis-rollback: BlueGreen green failing its SLO gate past the tolerance -------------
+
+
+def test_analysis_rollback_rolls_green_back_naming_the_figure(
+    rendered: dict[str, list[Doc]],
+) -> None:
+    docs = rendered["analysis-rollback"]
+    st = status(docs)
+    assert st.get("phase") == "Failed"
+    assert st.get("currentRevision") == "v1"
+    assert st.get("failedRevision") == "v2"
+    assert "deployingRevision" not in st
+    figures = "v2 TTFT p95 2.4s over 545 requests > 2s (baseline 0.896s)"
+    progressing = condition(docs, "Progressing")
+    assert (progressing["status"], progressing["reason"]) == ("False", "AnalysisFailed")
+    assert figures in progressing["message"]
+    analysis = st.get("analysis") or {}
+    assert analysis.get("verdict") == "Fail"
+    assert analysis.get("message") == figures
+    assert analysis.get("failingSince") and analysis.get("evaluatedTime")
+    warnings = [r for r in results(docs) if r.get("severity") == "SEVERITY_WARNING"]
+    assert len(warnings) == 1, warnings
+    assert figures in warnings[0]["message"]
+    assert "rolled back to 'v1'" in warnings[0]["message"]
+    assert condition(docs, "Available")["status"] == "True"
+
+
+def test_analysis_rollback_keeps_green_off_the_main_route(rendered: dict[str, list[Doc]]) -> None:
+    docs = rendered["analysis-rollback"]
+    main = route(docs, "qwen")
+    assert main is not None
+    assert backend_names(main) == {
+        observed_backend("analysis-rollback", f"qwen-v1-{i}") for i in range(3)
+    }
+    assert route(docs, "qwen-preview") is None
+    assert all(draining(r) for r in replicas(docs, "v2"))
+    assert not any(draining(r) for r in replicas(docs, "v1"))
