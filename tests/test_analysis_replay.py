@@ -13,8 +13,10 @@ from typing import Any
 from crossplane.function.proto.v1 import run_function_pb2 as fnv1
 
 from function import naming
+from function.planner import strategies
+from function.planner.strategies.rolling_update import RollingUpdate
 from tests import invariants
-from tests.fixtures import blue_green, deployment
+from tests.fixtures import blue_green, deployment, rolling
 from tests.world import Fate, ServiceLevel, Step, World
 
 GOOD = ServiceLevel(requests=600, error_rate=0.005, ttft_p95=0.5, itl_p95=0.03)
@@ -235,3 +237,31 @@ def test_an_approval_given_early_promotes_over_the_first_inconclusive_verdict():
     promoted = world.history[-1]
     assert analysis_of(promoted)["verdict"] == "Inconclusive"
     assert "v2 has 0 requests" in analysis_of(promoted)["message"]
+
+
+class JudgedRollingUpdate(RollingUpdate):
+    """RollingUpdate with the SLO gate on for every call of a rollout, as a canary turns it
+    on from its first analysis step: the gate works for any strategy that asks for it."""
+
+    def analysis_on(self, rollout: Any, deploying: Any) -> bool:
+        return True
+
+
+def test_any_strategy_turning_the_gate_on_gets_its_verdict_timers_and_rollback(monkeypatch):
+    monkeypatch.setitem(strategies.REGISTRY, "RollingUpdate", JudgedRollingUpdate())
+    spec = deployment(3, ("v1", "v2"), active="v1",
+                      strategy={**rolling(surge=1), "analysis": dict(ANALYSIS)})
+    world = started(spec, Fate(warmup=30, service=ERRORING))
+    world.run_until(lambda w: w.status.get("failedRevision") == "v2", check=invariants.check)
+    failing = [s for s in world.history if analysis_of(s).get("verdict") == "Fail"]
+    since = at(analysis_of(failing[0])["failingSince"])
+    assert failing[-1].now == since + timedelta(seconds=60)
+    for step in failing[:-1]:
+        assert step.now + timedelta(seconds=step.response.meta.ttl.seconds) \
+            <= since + timedelta(seconds=60)
+    warnings = [r.message for s in world.history for r in s.response.results
+                if r.severity == fnv1.SEVERITY_WARNING]
+    assert len(warnings) == 1 and "v2 error rate 5%" in warnings[0]
+    assert progressing(world.history[-1]).reason == "AnalysisFailed"
+    world.run_until(lambda w: not w.replicas("v2"), check=invariants.check)
+    assert len(world.replicas("v1")) == 3

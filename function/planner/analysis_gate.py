@@ -1,9 +1,9 @@
 """The analysis gate: this call's SLO verdict on the deploying revision and what it does
 (docs/rollout.md#analysis).
 
-Strategy-independent. A strategy calls `evaluate` on every call while
-evaluation is on (BlueGreen: at its promotion gate; Canary: from the first
-`analysis` step on); `evaluate` judges the deploying revision's Serving
+Strategy-independent. The planner calls `evaluate` on every call while the
+strategy says evaluation is on (Strategy.analysis_on; BlueGreen: at its
+promotion gate; Canary: from the first `analysis` step on); `evaluate` judges the deploying revision's Serving
 replicas against the limits and the current revision (function/analysis.py),
 keeps `failingSince` through status.analysis, and rolls back when a Fail has
 lasted failureToleranceSeconds. The strategy then decides what the verdict
@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 
 from function.analysis import Figures, Verdict, combine, judge
 from function.observe import format_time, read_metrics
-from function.planner.progress import roll_back
+from function.planner import progress  # a module: progress.judge_progress calls evaluate
 from function.planner.types import (
     REASON_ANALYSIS_FAILED,
     REASON_ANALYSIS_INCONCLUSIVE,
@@ -31,10 +31,12 @@ def evaluate(rollout: Rollout) -> AnalysisOutcome | None:
     """Judge the deploying revision now; None without spec.strategy.analysis or a deploying
     revision.
 
-    Call it before replicas are planned (from Strategy.at_gate or pass_gate), on
-    every call while evaluation is on: failingSince only survives calls that
-    evaluate or carry it. Calling it again in the same call returns the same
-    outcome and does nothing more.
+    The planner calls it (progress.judge_progress) on every call where the
+    strategy's analysis_on says evaluation is on, before the gate is passed and
+    replicas are planned; a strategy then reads the same outcome by calling it
+    again (pass_gate, or a canary step's test), which returns the outcome of this
+    call and does nothing more. failingSince survives only calls that evaluate
+    or carry status.analysis (status_record).
 
     - Pass: failingSince is cleared.
     - Inconclusive: failingSince is kept as it was (only a Pass clears it).
@@ -73,7 +75,7 @@ def evaluate(rollout: Rollout) -> AnalysisOutcome | None:
             timers = (ends,)
         elif state.current is not None:
             failed_for = int((now - failing_since).total_seconds())
-            roll_back(state, REASON_ANALYSIS_FAILED,
+            progress.roll_back(state, REASON_ANALYSIS_FAILED,
                       f"Analysis of revision {deploying!r} failed for {failed_for}s "
                       f"(failureToleranceSeconds {tolerance}): {judgement.message}",
                       rollout.events)

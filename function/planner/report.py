@@ -60,6 +60,8 @@ def report(rollout: Rollout, strategy: Strategy, ledger: Ledger, gate: Gate) -> 
                for name, info in infos.items()}
     tally = Tally.of(planned, state.deploying or state.current, warmups)
     timers = [*gate.timers, *tally.next_changes]
+    if rollout.analysis is not None:
+        timers.extend(rollout.analysis.timers)  # a Fail being tolerated ends
     rows = [RevisionRow(name=name, replicas=replicas, available=available,
                         traffic_weight=percentages.get(name, 0))
             for name, (replicas, available) in tally.by_revision.items()]

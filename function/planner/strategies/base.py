@@ -7,6 +7,8 @@ dispatches once to rollout/canary.go or rollout/bluegreen.go:
 - limits: maxSurge and maxUnavailable resolved against N;
 - at_gate / pass_gate: is the rollout at a deliberate wait (a promotion gate,
   a pause) rather than moving replicas, and may it move on;
+- analysis_on: does the SLO gate (function/planner/analysis_gate.py) judge
+  the deploying revision on this call;
 - targets: how many replicas each wanted revision should have;
 - capacity_limit: how many replicas may hold capacity before a revision grows;
 - holds_old_capacity: whether old replicas that serve stay routed and drain
@@ -43,6 +45,15 @@ class Strategy(Protocol):
 
     def pass_gate(self, rollout: Rollout, deploying: list[Replica]) -> Gate:
         """At the gate: promote, move on, or wait (and until when)."""
+        ...
+
+    def analysis_on(self, rollout: Rollout, deploying: list[Replica]) -> bool:
+        """Whether spec.strategy.analysis judges the deploying revision on this call.
+
+        When True, the planner runs the analysis gate before at_gate's answer is
+        acted on, so a lasting Fail rolls back wherever the rollout stands;
+        pass_gate reads the same outcome from analysis_gate.evaluate.
+        """
         ...
 
     def targets(self, rollout: Rollout) -> dict[str, int]:

@@ -39,6 +39,10 @@ class BlueGreen:
             return False
         return sum(1 for r in deploying if r.serving) >= rollout.n
 
+    def analysis_on(self, rollout: Rollout, deploying: list[Replica]) -> bool:
+        """Green is judged once it serves in full: at the promotion gate."""
+        return self.at_gate(rollout, deploying)
+
     def pass_gate(self, rollout: Rollout, deploying: list[Replica]) -> Gate:
         """Promote on approval or after the soak; with spec.strategy.analysis, only on Pass.
 
@@ -62,10 +66,8 @@ class BlueGreen:
 
         green = state.deploying
         assert green is not None  # at the gate
-        outcome = analysis_gate.evaluate(rollout)
-        assert outcome is not None  # spec.strategy.analysis is set and green deploys
-        if outcome.rolled_back:
-            return Gate()
+        outcome = analysis_gate.evaluate(rollout)  # as judged this call (analysis_on)
+        assert outcome is not None and not outcome.rolled_back  # else not at the gate now
         passed = outcome.verdict is Verdict.PASS
         if (passed and (approved or auto)) or (
                 approved and outcome.verdict is Verdict.INCONCLUSIVE):
@@ -78,7 +80,7 @@ class BlueGreen:
         reason, message = analysis_gate.waiting(outcome, green,
                                                 analysis.failure_tolerance_seconds)
         soak = (promote_by,) if spec.strategy.auto_promote and not auto else ()
-        return Gate(awaiting=True, timers=soak + outcome.timers, reason=reason,
+        return Gate(awaiting=True, timers=soak, reason=reason,
                     message=f"revision {green!r} is fully available; {message}")
 
     def targets(self, rollout: Rollout) -> dict[str, int]:

@@ -30,6 +30,9 @@ class RollingUpdate:
     def pass_gate(self, rollout: Rollout, deploying: list[Replica]) -> Gate:
         return Gate()
 
+    def analysis_on(self, rollout: Rollout, deploying: list[Replica]) -> bool:
+        return False  # no gate to hold: spec.strategy.analysis does not apply
+
     def targets(self, rollout: Rollout) -> dict[str, int]:
         state = rollout.state
         return {(state.deploying or state.current or rollout.spec.active_revision): rollout.n}
