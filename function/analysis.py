@@ -1,5 +1,5 @@
 """The SLO gate's verdict: the deploying revision's service levels against limits and the
-current revision's (docs/rollout.md#analysis).
+current revision's (docs/rollout.md#the-analysis-gate).
 
 Pure arithmetic over replicas' status.metrics, no clock but the `now` passed
 in. `combine` sums one revision's usable metrics into Figures; `judge` turns
@@ -121,7 +121,7 @@ class Judgement:
 
 
 def judge(limits: Analysis, deploying: Figures, baseline: Figures | None) -> Judgement:
-    """The verdict on the deploying revision (docs/rollout.md#analysis).
+    """The verdict on the deploying revision (docs/rollout.md#the-analysis-gate).
 
     - Inconclusive when it has no usable metrics or fewer than minRequests requests;
     - Fail when its error rate exceeds maxErrorRate, a p95 exceeds its limit, or,

@@ -1,4 +1,7 @@
-"""Replica states (SPEC section 2), classified afresh from observed state on every call."""
+"""Replica states, classified afresh from observed state on every call.
+
+The states are defined in docs/rollout.md#replica-states.
+"""
 
 from __future__ import annotations
 

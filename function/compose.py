@@ -10,8 +10,8 @@ from function import naming
 from function.observe import Observed, format_time, to_plain
 from function.planner import Backend, Plan, PlannedReplica
 from function.planner.revisions import revision_content
-from function.planner.types import AnalysisRecord
-from function.spec import Input, Spec
+from function.planner.types import AnalysisRecord, HeaderRule
+from function.spec import Input, RouteTimeouts, Spec
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,8 @@ def route_resources(spec: Spec, plan: Plan, observed: Observed,
         resources.append(DesiredResource(
             key=naming.ROUTE_KEY,
             body=http_route(xr_name, spec.route.parent_refs, spec.route.hostnames,
-                            spec.route.path_prefix, plan.main_backends),
+                            spec.route.path_prefix, plan.main_backends,
+                            header_rule=plan.header_rule, timeouts=spec.route.timeouts),
             ready=observed.route is not None and observed.route.accepted,
         ))
         preview = spec.route.preview
@@ -84,7 +85,7 @@ def route_resources(spec: Spec, plan: Plan, observed: Observed,
                 key=naming.PREVIEW_ROUTE_KEY,
                 body=http_route(naming.preview_route_name(xr_name), spec.route.parent_refs,
                                 preview.hostnames, preview.path_prefix, plan.preview_backends,
-                                xr_name=xr_name),
+                                xr_name=xr_name, timeouts=spec.route.timeouts),
                 ready=observed.preview_route is not None and observed.preview_route.accepted,
             ))
     return resources
@@ -149,14 +150,21 @@ def endpoint_body(plan: Plan, planned: PlannedReplica, labels: dict[str, str],
 
 
 def http_route(name: str, parent_refs: tuple[dict[str, Any], ...], hostnames: tuple[str, ...],
-               path_prefix: str, backends: list[Backend], xr_name: str | None = None,
-               ) -> dict[str, Any]:
-    rule: dict[str, Any] = {"matches": [{"path": {"type": "PathPrefix", "value": path_prefix}}]}
-    if backends:
-        rule["backendRefs"] = [
-            {"name": b.name, "port": b.port, "weight": b.weight} for b in backends
-        ]
-    spec: dict[str, Any] = {"parentRefs": [dict(ref) for ref in parent_refs], "rules": [rule]}
+               path_prefix: str, backends: list[Backend], xr_name: str | None = None, *,
+               header_rule: HeaderRule | None = None,
+               timeouts: RouteTimeouts | None = None) -> dict[str, Any]:
+    """An HTTPRoute: one PathPrefix rule to `backends` and, with a header rule that has
+    backends, a second rule matching the same prefix and the header exactly.
+
+    spec.route.timeouts is copied to every rule.
+    """
+    rules = [route_rule(path_prefix, backends, timeouts)]
+    if header_rule is not None and header_rule.backends:
+        rule = route_rule(path_prefix, header_rule.backends, timeouts)
+        rule["matches"][0]["headers"] = [
+            {"type": "Exact", "name": header_rule.name, "value": header_rule.value}]
+        rules.append(rule)
+    spec: dict[str, Any] = {"parentRefs": [dict(ref) for ref in parent_refs], "rules": rules}
     if hostnames:
         spec["hostnames"] = list(hostnames)
     return {
@@ -168,6 +176,19 @@ def http_route(name: str, parent_refs: tuple[dict[str, Any], ...], hostnames: tu
         },
         "spec": spec,
     }
+
+
+def route_rule(path_prefix: str, backends: list[Backend],
+               timeouts: RouteTimeouts | None) -> dict[str, Any]:
+    rule: dict[str, Any] = {"matches": [{"path": {"type": "PathPrefix", "value": path_prefix}}]}
+    if backends:
+        rule["backendRefs"] = [
+            {"name": b.name, "port": b.port, "weight": b.weight} for b in backends
+        ]
+    if timeouts is not None:
+        values = {"request": timeouts.request, "backendRequest": timeouts.backend_request}
+        rule["timeouts"] = {k: v for k, v in values.items() if v is not None}
+    return rule
 
 
 def status(plan: Plan) -> dict[str, Any]:
@@ -195,13 +216,17 @@ def status(plan: Plan) -> dict[str, Any]:
          "trafficWeight": row.traffic_weight}
         for row in plan.rows
     ]
+    out.update(plan.extra_status)
     if plan.analysis is not None:
         out["analysis"] = analysis_status(plan.analysis)
     return out
 
 
 def analysis_status(record: AnalysisRecord) -> dict[str, Any]:
-    """status.analysis; failingSince only while the gate fails (docs/rollout.md#analysis)."""
+    """status.analysis; failingSince only while the gate fails.
+
+    docs/rollout.md#the-analysis-gate
+    """
     out: dict[str, Any] = {"verdict": record.verdict, "message": record.message}
     if record.failing_since is not None:
         out["failingSince"] = format_time(record.failing_since)

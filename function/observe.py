@@ -249,7 +249,7 @@ class Health:
 class Metrics:
     """A replica's status.metrics: service levels over the last window_seconds.
 
-    Published by the platform's metrics adapter (docs/rollout.md#analysis);
+    Published by the platform's metrics adapter (docs/rollout.md#the-analysis-gate);
     whether they are recent enough to use is the analysis gate's to judge.
     """
 
@@ -309,8 +309,17 @@ class PriorRevisionRow:
 
 
 @dataclass(frozen=True)
+class PriorCanary:
+    """status.canary as written before: the step in force, when it started, the weight routed."""
+
+    step: int | None
+    step_start_time: datetime | None
+    weight: int | None
+
+
+@dataclass(frozen=True)
 class PriorAnalysis:
-    """status.analysis as written on an earlier call (docs/rollout.md#analysis)."""
+    """status.analysis as written on an earlier call (docs/rollout.md#the-analysis-gate)."""
 
     verdict: str | None
     message: str | None
@@ -331,6 +340,7 @@ class PriorStatus:
     last_progress_time: datetime | None = None
     revisions: Mapping[str, PriorRevisionRow] = field(default_factory=dict)
     progressing: Condition | None = None
+    canary: PriorCanary | None = None
     analysis: PriorAnalysis | None = None
 
 
@@ -541,7 +551,7 @@ def read_metrics(fields: Any) -> Metrics | None:
     """A replica's status.metrics, from the fields kept in ObservedReplica.raw_metrics.
 
     None when there are none or they are not of the contract's shape
-    (docs/rollout.md#analysis): `requests` and `errors` whole numbers with
+    (docs/rollout.md#the-analysis-gate): `requests` and `errors` whole numbers with
     0 <= errors <= requests, `observedTime` a timestamp, `windowSeconds` (optional)
     a whole number >= 0, the p95s (optional) finite numbers >= 0. Unusable data,
     never a reason to act. Example: {requests: 1520, errors: 62, observedTime:
@@ -712,6 +722,7 @@ def read_prior_status(status: Any) -> PriorStatus:
         last_progress_time=as_time(get(status, "lastProgressTime")),
         revisions=rows,
         progressing=find_condition(status, "Progressing"),
+        canary=read_prior_canary(get(status, "canary")),
         analysis=_read_prior_analysis(get(status, "analysis")),
     )
 
@@ -726,3 +737,12 @@ def _read_prior_analysis(analysis: Any) -> PriorAnalysis | None:
         failing_since=as_time(_at(fields, "failingSince")),
         evaluated_time=as_time(_at(fields, "evaluatedTime")),
     )
+
+
+def read_prior_canary(canary: Any) -> PriorCanary | None:
+    """status.canary, or None when absent; unreadable fields are unknown (None)."""
+    if canary is None:
+        return None
+    return PriorCanary(step=as_int(get(canary, "step")),
+                       step_start_time=as_time(get(canary, "stepStartTime")),
+                       weight=as_int(get(canary, "weight")))

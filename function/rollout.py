@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from function.spec import IntOrPercent, Strategy
+from function.spec import CANARY, IntOrPercent, Strategy
 
 
 def resolve(value: IntOrPercent, total: int, *, round_up: bool) -> int:
@@ -37,8 +37,13 @@ def resolve_limits(max_surge: IntOrPercent, max_unavailable: IntOrPercent,
 
 
 def surge_and_unavailable(strategy: Strategy, replicas: int) -> tuple[int, int]:
-    """The rolling-update limits of a spec's strategy, resolved against replicas."""
-    return resolve_limits(strategy.max_surge, strategy.max_unavailable, replicas)
+    """The limits a spec's rollouts move replicas under, resolved against replicas.
+
+    A Canary's own maxSurge/maxUnavailable; every other strategy's are those of
+    rollingUpdate.
+    """
+    limits = strategy.canary if strategy.type == CANARY and strategy.canary else strategy
+    return resolve_limits(limits.max_surge, limits.max_unavailable, replicas)
 
 
 def minimum_serving(replicas: int, unavailable: int) -> int:
@@ -78,3 +83,63 @@ def traffic_percentages(weights: Mapping[str, int]) -> dict[str, int]:
     for name in by_remainder[:leftover]:
         shares[name] += 1
     return shares
+
+
+def canary_targets(replicas: int, weight: int) -> tuple[int, int]:
+    """(canary, current): the replicas each revision should have at canary weight w.
+
+    canary c(w) = ceil(N * w / 100), at least 1 once a rollout has started (a
+    canary at weight 0 still serves header-routed traffic); current
+    s(w) = N - floor(N * w / 100). Between them they hold N or N + 1 replicas:
+    the rounding errs towards keeping the current revision's capacity.
+    Worked examples:
+
+        N = 4:  w = 0 -> (1, 4)   w = 10 -> (1, 4)   w = 25 -> (1, 3)
+                w = 33 -> (2, 3)  w = 50 -> (2, 2)   w = 99 -> (4, 1)   w = 100 -> (4, 0)
+        N = 1:  w = 1 -> (1, 1)   w = 50 -> (1, 1)   w = 100 -> (1, 0)
+        N = 0:  any w -> (0, 0)   (nothing to serve, nothing to start)
+    """
+    if replicas <= 0:
+        return 0, 0
+    canary = max(1, -(-replicas * weight // 100))
+    return canary, replicas - replicas * weight // 100
+
+
+def capped_canary_weight(weight: int, serving_canary: int, replicas: int,
+                         canary_target: int) -> int:
+    """The canary's weight, never more than its share of Serving capacity.
+
+    While the canary has fewer Serving replicas than its target c(w), its
+    weight is at most 100 * Serving(canary) / N, rounded down:
+
+        w = 50, N = 4, c = 2:  1 serving -> min(50, 25) = 25;  2 serving -> 50
+        w = 10, N = 3, c = 1:  0 serving -> 0;  1 serving -> 10
+        w = 100, N = 3, c = 3: 2 serving -> 66
+    """
+    if serving_canary >= canary_target or replicas <= 0:
+        return weight
+    return min(weight, 100 * serving_canary // replicas)
+
+
+def canary_backend_weights(weight: int, current_backends: int,
+                           canary_backends: int) -> tuple[int, int]:
+    """Integer per-backend weights (current, canary) giving `weight` percent to the canary.
+
+    Each current backend gets (100 - w) * d and each canary backend w * c, for c
+    current and d canary backends, so the revisions' totals are (100 - w) * c * d
+    and w * c * d: exactly w percent. Both are then divided by their gcd.
+    When one side has no backend the other carries everything (weight 1 each).
+
+        w = 10, c = 3, d = 1:  (90, 30) -> (3, 1)     three at 3, one at 1: 10% canary
+        w = 50, c = 2, d = 2:  (100, 100) -> (1, 1)
+        w = 33, c = 3, d = 1:  (67, 99)               totals 201 : 99 = 67% : 33%
+        w = 0:                 (1, 0)    w = 100: (0, 1)
+    """
+    if canary_backends == 0:
+        return 1, 0
+    if current_backends == 0:
+        return 0, 1
+    current = (100 - weight) * canary_backends
+    canary = weight * current_backends
+    divisor = math.gcd(current, canary) or 1
+    return current // divisor, canary // divisor

@@ -1,57 +1,96 @@
-"""The ModelDeployment spec and the function Input as typed, validated models.
+"""The ModelDeployment spec and the function Input as the planner reads them.
 
-Validation reads plain Python values (dicts, lists, str, float/int, bool) and
-either returns a frozen model with every default filled in or raises
-InvalidSpec naming the first offending field. It never trusts types: the
-request arrives as a protobuf Struct, where every number is a double and any
-field may hold any JSON type.
+`parse_spec` and `parse_input` validate plain Python values (dicts, lists,
+str, float/int, bool: the request's Structs) with the API models of
+`function.api.models` and return frozen dataclasses with every default filled
+in, or raise InvalidSpec naming the first offending field. The dataclasses are
+the planner's view: flat where the wire shape nests (`strategy.max_surge` is
+`spec.strategy.rollingUpdate.maxSurge`) and cheap to read per replica.
+
+The contract these fields carry is in docs/rollout.md; docs/reference.md lists
+every field.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-MAX_REPLICAS = 10_000
-MAX_REVISIONS = 32
-MAX_REVISION_NAME = 30
-MAX_SECONDS = 366 * 24 * 3600
-MAX_LIST = 32
-MAX_STRING = 1024
-MAX_FREE_FORM_DEPTH = 16
-MAX_FREE_FORM_NODES = 4096
-MAX_FREE_FORM_STRING = 64 * 1024
-MAX_SURGE_PERCENT = 1000
+from pydantic import ValidationError
 
-DEFAULT_PORT = 8000
-DEFAULT_WARMUP_SECONDS = 600
+from function.api import models as api
+from function.api.models import (
+    ANALYSIS,
+    BLUE_GREEN,
+    CANARY,
+    CANARY_STEP_KINDS,
+    CAPACITY_SHORTAGE_ACTIONS,
+    CLEANUP_STATUSES,
+    DEFAULT_PORT,
+    DEFAULT_WARMUP_SECONDS,
+    MAX_CANARY_STEPS,
+    MAX_HOSTNAMES,
+    MAX_REPLICAS,
+    MAX_REVISION_NAME,
+    MAX_REVISIONS,
+    PAUSE,
+    REPLACE,
+    ROLLING_UPDATE,
+    SET_WEIGHT,
+    STRATEGY_TYPES,
+    WAIT,
+)
+from function.api.types import (
+    DEFAULT_SURGE,
+    DEFAULT_UNAVAILABLE,
+    ERROR_TYPE,
+    MAX_SECONDS,
+    IntOrPercent,
+    type_name,
+)
 
-MAX_CANARY_STEPS = 32
-MAX_HEADER_NAME = 256
-MAX_HEADER_VALUE = 4096
-MAX_DURATION = 64
-
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-PERCENT = re.compile(r"^(0|[1-9][0-9]{0,3})%$")
-# An HTTP header name: an RFC 7230 token.
-HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
-# A Gateway API Duration (GEP-2257).
-DURATION = re.compile(r"^([0-9]{1,5}(h|m|s|ms)){1,4}$")
-
-ROLLING_UPDATE = "RollingUpdate"
-BLUE_GREEN = "BlueGreen"
-CANARY = "Canary"
-STRATEGY_TYPES = (ROLLING_UPDATE, BLUE_GREEN, CANARY)
-WAIT = "Wait"
-REPLACE = "Replace"
-CAPACITY_SHORTAGE_ACTIONS = (WAIT, REPLACE)
-CLEANUP_STATUSES = ("Unhealthy", "Degraded")
-SET_WEIGHT = "setWeight"
-PAUSE = "pause"
-ANALYSIS = "analysis"
-CANARY_STEP_KINDS = (SET_WEIGHT, PAUSE, ANALYSIS)
+__all__ = [
+    "ANALYSIS",
+    "BLUE_GREEN",
+    "CANARY",
+    "CANARY_STEP_KINDS",
+    "CAPACITY_SHORTAGE_ACTIONS",
+    "CLEANUP_STATUSES",
+    "DEFAULT_PORT",
+    "DEFAULT_WARMUP_SECONDS",
+    "MAX_CANARY_STEPS",
+    "MAX_HOSTNAMES",
+    "MAX_REPLICAS",
+    "MAX_REVISIONS",
+    "MAX_REVISION_NAME",
+    "MAX_SECONDS",
+    "PAUSE",
+    "REPLACE",
+    "ROLLING_UPDATE",
+    "SET_WEIGHT",
+    "STRATEGY_TYPES",
+    "WAIT",
+    "Analysis",
+    "Canary",
+    "CanaryStep",
+    "HeaderRoute",
+    "HealthCheck",
+    "HealthPolicy",
+    "Input",
+    "IntOrPercent",
+    "InvalidSpec",
+    "KindRef",
+    "PreviewRoute",
+    "Revision",
+    "Route",
+    "RouteTimeouts",
+    "Spec",
+    "Strategy",
+    "parse_health_check",
+    "parse_input",
+    "parse_revision",
+    "parse_spec",
+]
 
 
 class InvalidSpec(ValueError):
@@ -63,8 +102,13 @@ class InvalidSpec(ValueError):
         self.problem = problem
 
 
-@dataclass(frozen=True)
+# --- the planner's view ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
 class HealthCheck:
+    """A revision's HTTP probe, every default filled in (port: the engine's)."""
+
     path: str
     port: int
     interval_seconds: int = 10
@@ -74,6 +118,7 @@ class HealthCheck:
     expected_status: int = 200
 
     def as_dict(self) -> dict[str, Any]:
+        """The probe as desired on a replica: YAML names, defaults filled in."""
         return {
             "path": self.path,
             "port": self.port,
@@ -85,8 +130,10 @@ class HealthCheck:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Revision:
+    """A listed revision: its model and engine (port filled in) as copied to replicas."""
+
     name: str
     model: dict[str, Any]
     engine: dict[str, Any]  # port always filled in
@@ -94,25 +141,18 @@ class Revision:
 
     @property
     def port(self) -> int:
+        """The engine's serving port."""
         return int(self.engine["port"])
 
     @property
     def warmup_seconds(self) -> int:
+        """How long a replica may take to become Ready before it is Failed."""
         if self.health_check is None:
             return DEFAULT_WARMUP_SECONDS
         return self.health_check.initial_delay_seconds
 
 
-@dataclass(frozen=True)
-class IntOrPercent:
-    value: int
-    percent: bool
-
-    def __str__(self) -> str:
-        return f"{self.value}%" if self.percent else str(self.value)
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CanaryStep:
     """One canary step: exactly one of setWeight, pause or analysis."""
 
@@ -122,7 +162,7 @@ class CanaryStep:
     duration_seconds: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class HeaderRoute:
     """Requests carrying this header with exactly this value go to the canary only."""
 
@@ -130,17 +170,19 @@ class HeaderRoute:
     value: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Canary:
+    """The canary's steps and the limits for moving replicas between them."""
+
     steps: tuple[CanaryStep, ...]
-    max_surge: IntOrPercent = IntOrPercent(25, percent=True)
-    max_unavailable: IntOrPercent = IntOrPercent(0, percent=False)
+    max_surge: IntOrPercent = DEFAULT_SURGE
+    max_unavailable: IntOrPercent = DEFAULT_UNAVAILABLE
     on_capacity_shortage: str = WAIT
     capacity_wait_seconds: int = 120
     header_route: HeaderRoute | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Analysis:
     """The SLO gate: limits on the deploying revision's metrics."""
 
@@ -152,11 +194,13 @@ class Analysis:
     failure_tolerance_seconds: int = 60
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Strategy:
+    """The strategy, flattened: rollingUpdate's and blueGreen's fields side by side."""
+
     type: str = ROLLING_UPDATE
-    max_surge: IntOrPercent = IntOrPercent(25, percent=True)
-    max_unavailable: IntOrPercent = IntOrPercent(0, percent=False)
+    max_surge: IntOrPercent = DEFAULT_SURGE
+    max_unavailable: IntOrPercent = DEFAULT_UNAVAILABLE
     auto_promote: bool = False
     promote_delay_seconds: int = 0
     scale_down_delay_seconds: int = 30
@@ -166,13 +210,15 @@ class Strategy:
     analysis: Analysis | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PreviewRoute:
+    """The preview route's own hostnames and path prefix."""
+
     hostnames: tuple[str, ...]
     path_prefix: str = "/"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RouteTimeouts:
     """Gateway API rule timeouts, as Duration strings, copied to every rule."""
 
@@ -180,8 +226,10 @@ class RouteTimeouts:
     backend_request: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Route:
+    """The HTTPRoute(s) to compose."""
+
     parent_refs: tuple[dict[str, Any], ...]
     hostnames: tuple[str, ...]
     path_prefix: str = "/"
@@ -189,14 +237,18 @@ class Route:
     timeouts: RouteTimeouts | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class HealthPolicy:
+    """Which health states get a replica replaced, and when health data is stale."""
+
     cleanup_target_statuses: frozenset[str] = frozenset({"Unhealthy"})
     status_ttl_seconds: int = 120
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Spec:
+    """A validated ModelDeployment spec, every default filled in."""
+
     replicas: int
     revisions: tuple[Revision, ...]
     active_revision: str
@@ -209,6 +261,7 @@ class Spec:
     health_policy: HealthPolicy = field(default_factory=HealthPolicy)
 
     def revision(self, name: str | None) -> Revision | None:
+        """The listed revision of that name, if any."""
         for rev in self.revisions:
             if rev.name == name:
                 return rev
@@ -222,506 +275,177 @@ class Spec:
         return len(self.revisions)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class KindRef:
+    """The apiVersion and kind of a composed resource."""
+
     api_version: str
     kind: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Input:
+    """The function Input: the kinds the function composes."""
+
     replica: KindRef = KindRef("serving.rollout.dev/v1alpha1", "ModelReplica")
     endpoint: KindRef = KindRef("serving.rollout.dev/v1alpha1", "ModelEndpoint")
 
 
-# --- primitive readers: each names the field it rejects ------------------------------
+# --- validation --------------------------------------------------------------------------
 
 
-def _mapping(value: Any, path: str, *, required: bool = False) -> Mapping[str, Any]:
-    if value is None:
-        if required:
-            raise InvalidSpec(path, "is required")
-        return {}
-    if not isinstance(value, Mapping):
-        raise InvalidSpec(path, f"must be an object, not {_type_name(value)}")
-    return value
-
-
-def _list(value: Any, path: str, *, max_len: int = MAX_LIST) -> Sequence[Any]:
-    if value is None:
-        return ()
-    if isinstance(value, str | bytes) or not isinstance(value, Sequence):
-        raise InvalidSpec(path, f"must be a list, not {_type_name(value)}")
-    if len(value) > max_len:
-        raise InvalidSpec(path, f"has {len(value)} entries; at most {max_len} are allowed")
-    return value
-
-
-def _string(value: Any, path: str, *, max_len: int = MAX_STRING) -> str:
-    if not isinstance(value, str):
-        raise InvalidSpec(path, f"must be a string, not {_type_name(value)}")
-    if len(value) > max_len:
-        raise InvalidSpec(path, f"is {len(value)} characters long; at most {max_len} are allowed")
-    return value
-
-
-def _integer(value: Any, path: str, *, minimum: int, maximum: int) -> int:
-    # Struct numbers are doubles: 3 arrives as 3.0. Accept integral doubles only.
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidSpec(path, f"must be an integer, not {_type_name(value)}")
-    if isinstance(value, float) and not value.is_integer():
-        raise InvalidSpec(path, f"must be an integer, not {value!r}")
-    number = int(value)
-    if number < minimum or number > maximum:
-        raise InvalidSpec(path, f"must be between {minimum} and {maximum}, not {number}")
-    return number
-
-
-def _number(value: Any, path: str, *, minimum: float, maximum: float,
-            exclusive_minimum: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidSpec(path, f"must be a number, not {_type_name(value)}")
-    number = float(value)
-    if number != number or number > maximum or number < minimum or (
-            exclusive_minimum and number == minimum):
-        bound = "greater than" if exclusive_minimum else "at least"
-        raise InvalidSpec(path, f"must be {bound} {minimum:g} and at most {maximum:g}, "
-                                f"not {value!r}")
-    return number
-
-
-def _optional_number(source: Mapping[str, Any], key: str, path: str, *, minimum: float,
-                     maximum: float, exclusive_minimum: bool = False) -> float | None:
-    value = source.get(key)
-    if value is None:
-        return None
-    return _number(value, f"{path}.{key}", minimum=minimum, maximum=maximum,
-                   exclusive_minimum=exclusive_minimum)
-
-
-def _choice(value: Any, path: str, choices: Sequence[str], default: str) -> str:
-    if value is None:
-        return default
-    if value not in choices:
-        raise InvalidSpec(path, f"must be one of {', '.join(choices)}, not {value!r}")
-    return str(value)
-
-
-def _optional_integer(
-    source: Mapping[str, Any], key: str, path: str, default: int, *, minimum: int, maximum: int
-) -> int:
-    value = source.get(key)
-    if value is None:
-        return default
-    return _integer(value, f"{path}.{key}", minimum=minimum, maximum=maximum)
-
-
-def _boolean(value: Any, path: str, default: bool) -> bool:
-    if value is None:
-        return default
-    if not isinstance(value, bool):
-        raise InvalidSpec(path, f"must be true or false, not {_type_name(value)}")
-    return value
-
-
-def _path_prefix(value: Any, path: str) -> str:
-    if value is None:
-        return "/"
-    prefix = _string(value, path)
-    if not prefix.startswith("/"):
-        raise InvalidSpec(path, f"must start with '/', not {prefix!r}")
-    return prefix
-
-
-def _hostnames(value: Any, path: str) -> tuple[str, ...]:
-    return tuple(
-        _string(h, f"{path}[{i}]", max_len=253) for i, h in enumerate(_list(value, path))
-    )
-
-
-def _int_or_percent(value: Any, path: str, default: IntOrPercent, max_percent: int) -> IntOrPercent:
-    if value is None:
-        return default
-    if isinstance(value, str):
-        match = PERCENT.match(value)
-        if not match:
-            raise InvalidSpec(path, f"must be an integer or a percentage like '25%', not {value!r}")
-        percent = int(value[:-1])
-        if percent > max_percent:
-            raise InvalidSpec(path, f"must be at most {max_percent}%, not {value}")
-        return IntOrPercent(percent, percent=True)
-    return IntOrPercent(_integer(value, path, minimum=0, maximum=MAX_REPLICAS), percent=False)
-
-
-def _free_form(value: Any, path: str) -> dict[str, Any]:
-    """A user-owned object copied verbatim; bounded so no request can be unbounded work."""
-    source = _mapping(value, path)
-    nodes = 0
-
-    def plain(node: Any, where: str, depth: int) -> Any:
-        nonlocal nodes
-        nodes += 1
-        if nodes > MAX_FREE_FORM_NODES:
-            raise InvalidSpec(path, f"has more than {MAX_FREE_FORM_NODES} values")
-        if depth > MAX_FREE_FORM_DEPTH:
-            raise InvalidSpec(where, f"is nested deeper than {MAX_FREE_FORM_DEPTH} levels")
-        if isinstance(node, Mapping):
-            return {
-                _string(k, where, max_len=253): plain(v, f"{where}.{k}", depth + 1)
-                for k, v in node.items()
-            }
-        if isinstance(node, str):
-            return _string(node, where, max_len=MAX_FREE_FORM_STRING)
-        if isinstance(node, Sequence):
-            return [plain(v, f"{where}[{i}]", depth + 1) for i, v in enumerate(node)]
-        if isinstance(node, float) and node.is_integer():
-            return int(node)
-        return node
-
-    return plain(source, path, 0)
-
-
-def _type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return f"the number {value!r}"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, Mapping):
-        return "an object"
-    if isinstance(value, Sequence):
-        return "a list"
-    return type(value).__name__
-
-
-# --- the spec ---------------------------------------------------------------------------
-
-
-def parse_health_check(value: Any, path: str, engine_port: int) -> HealthCheck | None:
-    if value is None:
-        return None
-    source = _mapping(value, path)
-    if source.get("path") is None:
-        raise InvalidSpec(f"{path}.path", "is required when healthCheck is set")
-    probe_path = _string(source["path"], f"{path}.path")
-    if not probe_path.startswith("/"):
-        raise InvalidSpec(f"{path}.path", f"must start with '/', not {probe_path!r}")
-    return HealthCheck(
-        path=probe_path,
-        port=_optional_integer(source, "port", path, engine_port, minimum=1, maximum=65535),
-        interval_seconds=_optional_integer(
-            source, "intervalSeconds", path, 10, minimum=1, maximum=MAX_SECONDS
-        ),
-        timeout_seconds=_optional_integer(
-            source, "timeoutSeconds", path, 5, minimum=1, maximum=MAX_SECONDS
-        ),
-        initial_delay_seconds=_optional_integer(
-            source,
-            "initialDelaySeconds",
-            path,
-            DEFAULT_WARMUP_SECONDS,
-            minimum=0,
-            maximum=MAX_SECONDS,
-        ),
-        failure_threshold=_optional_integer(
-            source, "failureThreshold", path, 3, minimum=1, maximum=MAX_REPLICAS
-        ),
-        expected_status=_optional_integer(
-            source, "expectedStatus", path, 200, minimum=100, maximum=599
-        ),
-    )
-
-
-def parse_revision(value: Any, path: str) -> Revision:
-    source = _mapping(value, path)
-    if source.get("name") is None:
-        raise InvalidSpec(f"{path}.name", "is required")
-    name = _string(source["name"], f"{path}.name", max_len=253)
-    if len(name) > MAX_REVISION_NAME or not DNS_LABEL.match(name):
-        raise InvalidSpec(
-            f"{path}.name",
-            f"{name!r} must be a DNS-1123 label (lowercase letters, digits and '-', "
-            "starting and ending with a letter or digit) of at most "
-            f"{MAX_REVISION_NAME} characters",
-        )
-    engine = _free_form(source.get("engine"), f"{path}.engine")
-    port = _optional_integer(engine, "port", f"{path}.engine", DEFAULT_PORT,
-                             minimum=1, maximum=65535)
-    engine["port"] = port
-    return Revision(
-        name=name,
-        model=_free_form(source.get("model"), f"{path}.model"),
-        engine=engine,
-        health_check=parse_health_check(source.get("healthCheck"), f"{path}.healthCheck", port),
-    )
-
-
-def parse_canary_step(value: Any, path: str) -> CanaryStep:
-    """One canary step; it must be exactly one of setWeight, pause or analysis."""
-    source = _mapping(value, path, required=True)
-    kinds = [kind for kind in CANARY_STEP_KINDS if source.get(kind) is not None]
-    if len(kinds) != 1:
-        found = f"has {' and '.join(kinds)}" if kinds else "has none"
-        raise InvalidSpec(path, f"must be exactly one of {', '.join(CANARY_STEP_KINDS)}; {found}")
-    kind = kinds[0]
-    if kind == SET_WEIGHT:
-        weight = _integer(source[kind], f"{path}.{kind}", minimum=0, maximum=100)
-        return CanaryStep(kind, weight=weight)
-    body = _mapping(source[kind], f"{path}.{kind}")
-    default = None if kind == PAUSE else 0
-    duration = body.get("durationSeconds")
-    if duration is None:
-        return CanaryStep(kind, duration_seconds=default)
-    return CanaryStep(kind, duration_seconds=_integer(
-        duration, f"{path}.{kind}.durationSeconds", minimum=0, maximum=MAX_SECONDS))
-
-
-def parse_header_route(value: Any, path: str) -> HeaderRoute | None:
-    if value is None:
-        return None
-    source = _mapping(value, path)
-    if source.get("name") is None:
-        raise InvalidSpec(f"{path}.name", "is required")
-    name = _string(source["name"], f"{path}.name", max_len=MAX_HEADER_NAME)
-    if not HEADER_NAME.match(name):
-        raise InvalidSpec(f"{path}.name", f"{name!r} is not an HTTP header name "
-                          "(letters, digits and !#$%&'*+-.^_`|~)")
-    if source.get("value") is None:
-        raise InvalidSpec(f"{path}.value", "is required")
-    return HeaderRoute(name, _string(source["value"], f"{path}.value", max_len=MAX_HEADER_VALUE))
-
-
-def parse_canary(value: Any, path: str) -> Canary | None:
-    """The canary block, validated whenever present, whatever the strategy type."""
-    if value is None:
-        return None
-    source = _mapping(value, path)
-    steps_path = f"{path}.steps"
-    raw_steps = _list(source.get("steps"), steps_path, max_len=MAX_CANARY_STEPS)
-    if not raw_steps:
-        raise InvalidSpec(steps_path, "needs at least one step")
-    defaults = Canary(steps=())
-    return Canary(
-        steps=tuple(parse_canary_step(step, f"{steps_path}[{i}]")
-                    for i, step in enumerate(raw_steps)),
-        max_surge=_int_or_percent(source.get("maxSurge"), f"{path}.maxSurge",
-                                  defaults.max_surge, MAX_SURGE_PERCENT),
-        max_unavailable=_int_or_percent(source.get("maxUnavailable"), f"{path}.maxUnavailable",
-                                        defaults.max_unavailable, 100),
-        on_capacity_shortage=_choice(source.get("onCapacityShortage"),
-                                     f"{path}.onCapacityShortage", CAPACITY_SHORTAGE_ACTIONS,
-                                     WAIT),
-        capacity_wait_seconds=_optional_integer(source, "capacityWaitSeconds", path, 120,
-                                                minimum=0, maximum=MAX_SECONDS),
-        header_route=parse_header_route(source.get("headerRoute"), f"{path}.headerRoute"),
-    )
-
-
-def parse_analysis(value: Any, path: str) -> Analysis | None:
-    if value is None:
-        return None
-    source = _mapping(value, path)
-    error_rate = _optional_number(source, "maxErrorRate", path, minimum=0, maximum=1)
-    return Analysis(
-        min_requests=_optional_integer(source, "minRequests", path, 100,
-                                       minimum=0, maximum=2**53),
-        max_error_rate=0.01 if error_rate is None else error_rate,
-        max_ttft_p95_seconds=_optional_number(source, "maxTTFTP95Seconds", path, minimum=0,
-                                              maximum=MAX_SECONDS, exclusive_minimum=True),
-        max_itl_p95_seconds=_optional_number(source, "maxITLP95Seconds", path, minimum=0,
-                                             maximum=MAX_SECONDS, exclusive_minimum=True),
-        max_ratio_to_baseline=_optional_number(source, "maxRatioToBaseline", path, minimum=1,
-                                               maximum=1e6),
-        failure_tolerance_seconds=_optional_integer(source, "failureToleranceSeconds", path, 60,
-                                                    minimum=0, maximum=MAX_SECONDS),
-    )
-
-
-def parse_strategy(value: Any, path: str) -> Strategy:
-    source = _mapping(value, path)
-    kind = source.get("type", ROLLING_UPDATE)
-    if kind not in STRATEGY_TYPES:
-        raise InvalidSpec(f"{path}.type",
-                          f"must be one of {', '.join(STRATEGY_TYPES)}, not {kind!r}")
-    ru_path = f"{path}.rollingUpdate"
-    rolling = _mapping(source.get("rollingUpdate"), ru_path)
-    blue_green = _mapping(source.get("blueGreen"), f"{path}.blueGreen")
-    defaults = Strategy()
-    bg_path = f"{path}.blueGreen"
-    canary = parse_canary(source.get("canary"), f"{path}.canary")
-    if kind == CANARY and canary is None:
-        raise InvalidSpec(f"{path}.canary.steps", "is required when strategy.type is Canary")
-    analysis = parse_analysis(source.get("analysis"), f"{path}.analysis")
-    if canary is not None and analysis is None:
-        for i, step in enumerate(canary.steps):
-            if step.kind == ANALYSIS:
-                raise InvalidSpec(f"{path}.canary.steps[{i}]",
-                                  f"is an analysis step but {path}.analysis is not set")
-    return Strategy(
-        type=kind,
-        max_surge=_int_or_percent(
-            rolling.get("maxSurge"),
-            f"{ru_path}.maxSurge",
-            defaults.max_surge,
-            MAX_SURGE_PERCENT,
-        ),
-        max_unavailable=_int_or_percent(
-            rolling.get("maxUnavailable"),
-            f"{ru_path}.maxUnavailable",
-            defaults.max_unavailable,
-            100,
-        ),
-        auto_promote=_boolean(blue_green.get("autoPromote"), f"{bg_path}.autoPromote", False),
-        promote_delay_seconds=_optional_integer(
-            blue_green, "promoteDelaySeconds", bg_path, 0, minimum=0, maximum=MAX_SECONDS
-        ),
-        scale_down_delay_seconds=_optional_integer(
-            blue_green, "scaleDownDelaySeconds", bg_path, 30, minimum=0, maximum=MAX_SECONDS
-        ),
-        on_capacity_shortage=_choice(rolling.get("onCapacityShortage"),
-                                     f"{ru_path}.onCapacityShortage",
-                                     CAPACITY_SHORTAGE_ACTIONS, WAIT),
-        capacity_wait_seconds=_optional_integer(rolling, "capacityWaitSeconds", ru_path, 120,
-                                                minimum=0, maximum=MAX_SECONDS),
-        canary=canary,
-        analysis=analysis,
-    )
-
-
-def parse_route_timeouts(value: Any, path: str) -> RouteTimeouts | None:
-    if value is None:
-        return None
-    source = _mapping(value, path)
-
-    def duration(key: str) -> str | None:
-        if source.get(key) is None:
-            return None
-        text = _string(source[key], f"{path}.{key}", max_len=MAX_DURATION)
-        if not DURATION.match(text):
-            raise InvalidSpec(f"{path}.{key}", f"must be a Gateway API duration such as "
-                              f"'0s', '30s', '1h30m' or '500ms', not {text!r}")
-        return text
-
-    return RouteTimeouts(request=duration("request"), backend_request=duration("backendRequest"))
-
-
-def parse_route(value: Any, path: str) -> Route | None:
-    if value is None:
-        return None
-    source = _mapping(value, path)
-    refs_path = f"{path}.parentRefs"
-    parent_refs = tuple(
-        _free_form(_mapping(ref, f"{refs_path}[{i}]", required=True), f"{refs_path}[{i}]")
-        for i, ref in enumerate(_list(source.get("parentRefs"), refs_path))
-    )
-    if not parent_refs:
-        raise InvalidSpec(refs_path, "needs at least one parent (the Gateway to attach to)")
-    for i, ref in enumerate(parent_refs):
-        if not isinstance(ref.get("name"), str) or not ref["name"]:
-            raise InvalidSpec(f"{refs_path}[{i}].name", "is required")
-    preview = None
-    if source.get("preview") is not None:
-        preview_source = _mapping(source["preview"], f"{path}.preview")
-        preview = PreviewRoute(
-            hostnames=_hostnames(preview_source.get("hostnames"), f"{path}.preview.hostnames"),
-            path_prefix=_path_prefix(preview_source.get("pathPrefix"),
-                                     f"{path}.preview.pathPrefix"),
-        )
-    return Route(
-        parent_refs=parent_refs,
-        hostnames=_hostnames(source.get("hostnames"), f"{path}.hostnames"),
-        path_prefix=_path_prefix(source.get("pathPrefix"), f"{path}.pathPrefix"),
-        preview=preview,
-        timeouts=parse_route_timeouts(source.get("timeouts"), f"{path}.timeouts"),
-    )
-
-
-def parse_health_policy(value: Any, path: str) -> HealthPolicy:
-    source = _mapping(value, path)
-    statuses_path = f"{path}.cleanupTargetStatuses"
-    statuses = HealthPolicy().cleanup_target_statuses
-    if source.get("cleanupTargetStatuses") is not None:
-        raw = _list(source["cleanupTargetStatuses"], statuses_path)
-        for i, status in enumerate(raw):
-            if status not in CLEANUP_STATUSES:
-                raise InvalidSpec(
-                    f"{statuses_path}[{i}]",
-                    f"must be one of {', '.join(CLEANUP_STATUSES)}, not {status!r}",
-                )
-        statuses = frozenset(raw)
-    return HealthPolicy(
-        cleanup_target_statuses=statuses,
-        status_ttl_seconds=_optional_integer(
-            source, "statusTTLSeconds", path, 120, minimum=0, maximum=MAX_SECONDS
-        ),
-    )
+def invalid_spec(error: ValidationError, root: str) -> InvalidSpec:
+    """The first error pydantic found, as InvalidSpec naming its field from root."""
+    first = error.errors(include_url=False)[0]
+    path = root + "".join(f"[{part}]" if isinstance(part, int) else f".{part}"
+                          for part in first["loc"])
+    context = first.get("ctx") or {}
+    if first["type"] == ERROR_TYPE:
+        return InvalidSpec(path + context.get("where", ""), context["problem"])
+    if first["type"] == "missing":
+        return InvalidSpec(path, "is required")
+    # Only our own types refuse values; anything else is worded by pydantic.
+    return InvalidSpec(path, f"{first['msg'][0].lower()}{first['msg'][1:]}, "
+                             f"not {type_name(first.get('input'))}")
 
 
 def parse_spec(value: Any) -> Spec:
     """Validate a ModelDeployment's spec; raise InvalidSpec naming the first bad field."""
-    source = _mapping(value, "spec", required=True)
-    raw_revisions = _list(source.get("revisions"), "spec.revisions", max_len=MAX_REVISIONS)
-    if not raw_revisions:
-        raise InvalidSpec("spec.revisions", "needs at least one revision")
-    revisions = tuple(
-        parse_revision(r, f"spec.revisions[{i}]") for i, r in enumerate(raw_revisions)
-    )
-    seen: set[str] = set()
-    for i, rev in enumerate(revisions):
-        if rev.name in seen:
-            raise InvalidSpec(f"spec.revisions[{i}].name", f"duplicate revision name {rev.name!r}")
-        seen.add(rev.name)
+    if value is None:
+        raise InvalidSpec("spec", "is required")
+    try:
+        model = api.ModelDeploymentSpec.model_validate(value)
+    except ValidationError as error:
+        raise invalid_spec(error, "spec") from None
+    return _spec(model)
 
-    active = revisions[-1].name
-    if source.get("activeRevision") is not None:
-        active = _string(source["activeRevision"], "spec.activeRevision", max_len=253)
-        if active not in seen:
-            raise InvalidSpec(
-                "spec.activeRevision", f"{active!r} is not listed in spec.revisions"
-            )
 
-    promote = None
-    if source.get("promote") is not None:
-        promote = _string(source["promote"], "spec.promote", max_len=253)
+def parse_revision(value: Any, path: str) -> Revision:
+    """Validate one entry of spec.revisions found at path."""
+    try:
+        return _revision(api.Revision.model_validate(value))
+    except ValidationError as error:
+        raise invalid_spec(error, path) from None
 
-    return Spec(
-        replicas=_optional_integer(source, "replicas", "spec", 1, minimum=0, maximum=MAX_REPLICAS),
-        revisions=revisions,
-        active_revision=active,
-        strategy=parse_strategy(source.get("strategy"), "spec.strategy"),
-        promote=promote,
-        progress_deadline_seconds=_optional_integer(
-            source, "progressDeadlineSeconds", "spec", 1800, minimum=1, maximum=MAX_SECONDS
-        ),
-        min_ready_seconds=_optional_integer(
-            source, "minReadySeconds", "spec", 0, minimum=0, maximum=MAX_SECONDS
-        ),
-        drain_seconds=_optional_integer(
-            source, "drainSeconds", "spec", 30, minimum=0, maximum=MAX_SECONDS
-        ),
-        route=parse_route(source.get("route"), "spec.route"),
-        health_policy=parse_health_policy(source.get("healthPolicy"), "spec.healthPolicy"),
-    )
+
+def parse_health_check(value: Any, path: str, engine_port: int) -> HealthCheck | None:
+    """Validate a revision's healthCheck found at path (None: there is none)."""
+    if value is None:
+        return None
+    try:
+        model = api.HealthCheck.model_validate(value)
+    except ValidationError as error:
+        raise invalid_spec(error, path) from None
+    return _health_check(model, engine_port)
 
 
 def parse_input(value: Any) -> Input:
     """Validate the function Input; every field is optional."""
-    source = _mapping(value, "input")
-    defaults = Input()
+    try:
+        model = api.FunctionInput.model_validate({} if value is None else value)
+    except ValidationError as error:
+        raise invalid_spec(error, "input") from None
+    return Input(replica=KindRef(model.replica.api_version, model.replica.kind),
+                 endpoint=KindRef(model.endpoint.api_version, model.endpoint.kind))
 
-    def kind_ref(key: str, default: KindRef) -> KindRef:
-        ref = _mapping(source.get(key), f"input.{key}")
-        api_version = ref.get("apiVersion", default.api_version)
-        kind = ref.get("kind", default.kind)
-        return KindRef(
-            _string(api_version, f"input.{key}.apiVersion", max_len=253),
-            _string(kind, f"input.{key}.kind", max_len=63),
-        )
 
-    return Input(
-        replica=kind_ref("replica", defaults.replica),
-        endpoint=kind_ref("endpoint", defaults.endpoint),
+# --- from the API models to the planner's view -------------------------------------------
+
+
+def _spec(model: api.ModelDeploymentSpec) -> Spec:
+    revisions = tuple(_revision(rev) for rev in model.revisions)
+    policy = model.health_policy
+    return Spec(
+        replicas=model.replicas,
+        revisions=revisions,
+        active_revision=model.active_revision or revisions[-1].name,
+        strategy=_strategy(model.strategy),
+        promote=model.promote,
+        progress_deadline_seconds=model.progress_deadline_seconds,
+        min_ready_seconds=model.min_ready_seconds,
+        drain_seconds=model.drain_seconds,
+        route=None if model.route is None else _route(model.route),
+        health_policy=HealthPolicy(frozenset(policy.cleanup_target_statuses),
+                                   policy.status_ttl_seconds),
+    )
+
+
+def _health_check(model: api.HealthCheck, engine_port: int) -> HealthCheck:
+    return HealthCheck(
+        path=model.path,
+        port=engine_port if model.port is None else model.port,
+        interval_seconds=model.interval_seconds,
+        timeout_seconds=model.timeout_seconds,
+        initial_delay_seconds=model.initial_delay_seconds,
+        failure_threshold=model.failure_threshold,
+        expected_status=model.expected_status,
+    )
+
+
+def _revision(model: api.Revision) -> Revision:
+    check = model.health_check
+    return Revision(
+        name=model.name,
+        model=model.model,
+        engine=model.engine.as_dict(),
+        health_check=None if check is None else _health_check(check, model.engine.port),
+    )
+
+
+def _canary(model: api.Canary) -> Canary:
+    steps = []
+    for step in model.steps:
+        if step.set_weight is not None:
+            steps.append(CanaryStep(SET_WEIGHT, weight=step.set_weight))
+        elif step.pause is not None:
+            steps.append(CanaryStep(PAUSE, duration_seconds=step.pause.duration_seconds))
+        elif step.analysis is not None:
+            steps.append(CanaryStep(ANALYSIS, duration_seconds=step.analysis.duration_seconds))
+    header = model.header_route
+    return Canary(
+        steps=tuple(steps),
+        max_surge=model.max_surge,
+        max_unavailable=model.max_unavailable,
+        on_capacity_shortage=model.on_capacity_shortage,
+        capacity_wait_seconds=model.capacity_wait_seconds,
+        header_route=None if header is None else HeaderRoute(header.name, header.value),
+    )
+
+
+def _analysis(model: api.Analysis) -> Analysis:
+    return Analysis(
+        min_requests=model.min_requests,
+        max_error_rate=model.max_error_rate,
+        max_ttft_p95_seconds=model.max_ttft_p95_seconds,
+        max_itl_p95_seconds=model.max_itl_p95_seconds,
+        max_ratio_to_baseline=model.max_ratio_to_baseline,
+        failure_tolerance_seconds=model.failure_tolerance_seconds,
+    )
+
+
+def _strategy(model: api.Strategy) -> Strategy:
+    rolling, blue_green = model.rolling_update, model.blue_green
+    return Strategy(
+        type=model.type,
+        max_surge=rolling.max_surge,
+        max_unavailable=rolling.max_unavailable,
+        auto_promote=blue_green.auto_promote,
+        promote_delay_seconds=blue_green.promote_delay_seconds,
+        scale_down_delay_seconds=blue_green.scale_down_delay_seconds,
+        on_capacity_shortage=rolling.on_capacity_shortage,
+        capacity_wait_seconds=rolling.capacity_wait_seconds,
+        canary=None if model.canary is None else _canary(model.canary),
+        analysis=None if model.analysis is None else _analysis(model.analysis),
+    )
+
+
+def _route(model: api.Route) -> Route:
+    preview, timeouts = model.preview, model.timeouts
+    return Route(
+        parent_refs=tuple(ref.as_dict() for ref in model.parent_refs),
+        hostnames=model.hostnames,
+        path_prefix=model.path_prefix,
+        preview=None if preview is None else PreviewRoute(preview.hostnames, preview.path_prefix),
+        timeouts=None if timeouts is None else RouteTimeouts(timeouts.request,
+                                                             timeouts.backend_request),
     )

@@ -81,8 +81,9 @@ from crossplane.function.proto.v1 import run_function_pb2_grpc as grpcv1  # noqa
 from function import naming  # noqa: E402
 from function.fn import FunctionRunner  # noqa: E402
 from function.main import grpc_options  # noqa: E402
+from function.observe import to_plain  # noqa: E402
 from function.planner.revisions import revision_content  # noqa: E402
-from function.spec import parse_revision  # noqa: E402
+from function.spec import parse_revision, parse_spec  # noqa: E402
 
 METHOD = "/apiextensions.fn.proto.v1.FunctionRunnerService/RunFunction"
 NOW = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
@@ -458,6 +459,22 @@ def direct(payload: bytes, repeats: int) -> dict[str, float]:
     return {mode: statistics.median(values) * 1000 for mode, values in samples.items()}
 
 
+def validation_cost(n: int, repeats: int = 400) -> str:
+    """Median time to validate the request's spec, next to a whole call without gRPC."""
+    payload = build_request(n).SerializeToString()
+    spec = to_plain(fnv1.RunFunctionRequest.FromString(payload)
+                    .observed.composite.resource.fields["spec"].struct_value)
+    samples = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        parse_spec(spec)
+        samples.append(time.perf_counter() - t0)
+    validation = statistics.median(samples) * 1000
+    call = direct(payload, max(20, repeats // 10))["function"]
+    return (f"spec validation at N = {n}: {validation * 1000:.0f} us median, "
+            f"{100 * validation / call:.1f}% of a {call:.2f} ms call (no gRPC)")
+
+
 def traced_peak(runner: Any, payload: bytes) -> float:
     """Peak Python-heap MB (tracemalloc) of one parse + handler + serialise."""
     tracemalloc.start()
@@ -759,6 +776,9 @@ def main() -> None:
     print(table(rows))
     print()
     print(details(rows))
+    if 10 in sizes:
+        print()
+        print(validation_cost(10))
     if 1000 in sizes and 3000 in sizes:
         growth = run_worker("--growth", "1000,3000", "--budget", str(budget),
                             *([] if pin else ["--no-pin"]))

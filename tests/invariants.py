@@ -1,4 +1,4 @@
-"""The promises of SPEC.md, checked from the outside after every call of a replay.
+"""The promises of docs/rollout.md, checked from the outside after every call of a replay.
 
 Each check reads only what a user could see: the observed state the function
 was given, the desired state it returned and the status it wrote.

@@ -1,4 +1,7 @@
-"""Rollout arithmetic (SPEC 4.1) against Kubernetes' documented examples and edge cases."""
+"""Rollout arithmetic against Kubernetes' documented examples and edge cases.
+
+The rules: docs/rollout.md#rollingupdate.
+"""
 
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ def num(value: int) -> IntOrPercent:
         # Kubernetes documentation: 25%/25% of 10 -> surge 3 (up), unavailable 2 (down).
         (pct(25), pct(25), 10, (3, 2)),
         (pct(25), pct(25), 4, (1, 1)),
-        # SPEC defaults: 25% surge, 0 unavailable.
+        # The defaults: 25% surge, 0 unavailable.
         (pct(25), num(0), 3, (1, 0)),
         (pct(25), num(0), 1, (1, 0)),
         # Percentages that round to 0 for unavailability and up for surge.

@@ -1,4 +1,7 @@
-"""Bad input (SPEC section 8): one Fatal result naming the field; nothing else changes."""
+"""Bad input: one Fatal result naming the field; nothing else changes.
+
+The rules: docs/rollout.md#bad-input.
+"""
 
 from __future__ import annotations
 
@@ -146,7 +149,25 @@ CASES = [
     (set_path("promote", 2), "spec.promote", "string"),
     (set_path("route.parentRefs", []), "spec.route.parentRefs", "at least one"),
     (set_path("route.pathPrefix", "api"), "spec.route.pathPrefix", "start with '/'"),
-    (set_path("route.hostnames", ["a"] * 40), "spec.route.hostnames", "at most 32"),
+    # Gateway API's HTTPRoute takes at most 16 hostnames: more could never be composed.
+    (set_path("route.hostnames", [f"h{i}.example.com" for i in range(17)]),
+     "spec.route.hostnames", "at most 16"),
+    (set_path("route.hostnames", ["Qwen.example.com"]), "spec.route.hostnames[0]",
+     "not a hostname"),
+    (set_path("route.preview", {"hostnames": ["qwen.example.com:80"]}),
+     "spec.route.preview.hostnames[0]", "not a hostname"),
+    (set_path("route.parentRefs", [{"namespace": "gateway-system"}]),
+     "spec.route.parentRefs[0].name", "required"),
+    (set_path("route.timeouts", {"request": "10s", "backendRequest": "1m"}),
+     "spec.route.timeouts.backendRequest", "no longer than request"),
+    (set_path("healthPolicy.cleanupTargetStatuses", ["Unhealthy", "Unhealthy"]),
+     "spec.healthPolicy.cleanupTargetStatuses[1]", "twice"),
+    (set_path("healthPolicy.cleanupTargetStatuses", ["Unhealthy", "Degraded", "Unhealthy"]),
+     "spec.healthPolicy.cleanupTargetStatuses", "at most 2"),
+    # activeRevision and promote name revisions: the same DNS-1123 label rule.
+    (set_path("activeRevision", "V1"), "spec.activeRevision", "DNS-1123"),
+    (set_path("promote", "v" * 31), "spec.promote", "DNS-1123"),
+    (set_path("promote", "v2_beta"), "spec.promote", "DNS-1123"),
     (set_path("healthPolicy.cleanupTargetStatuses", ["Healthy"]),
      "spec.healthPolicy.cleanupTargetStatuses[0]", "Unhealthy, Degraded"),
     (set_path("revisions.0.model", {"a": {"b": {"c": {"d": {"e": {"f": {"g": {"h": {"i": {

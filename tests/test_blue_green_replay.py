@@ -1,4 +1,7 @@
-"""Whole BlueGreen rollouts replayed call by call (SPEC sections 4.2, 4.3, 5, 6)."""
+"""Whole BlueGreen rollouts replayed call by call.
+
+The rules: docs/rollout.md#bluegreen, #rollback, #draining and #routes.
+"""
 
 from __future__ import annotations
 

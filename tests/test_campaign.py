@@ -79,7 +79,7 @@ def test_lost_status_while_blue_green_awaits_promotion_does_not_promote_green():
     Blue and green both have N available replicas while green waits for spec.promote.
     The status is lost; inferring the current revision from the most available
     replicas (ties: the later listed) picks green, which then takes the main route and
-    blue drains, without spec.promote (SPEC 4.2: green is never in the main route
+    blue drains, without spec.promote (docs/rollout.md#bluegreen: green is never in the main route
     before promotion; 3.2: never act on missing state)."""
     world = World(spec=deployment(2, ("v1", "v2"), active="v1", strategy=blue_green()))
     world.run_until(settled_on("v1", 2), check=invariants.check)
@@ -116,8 +116,8 @@ def test_a_revision_that_serves_fully_is_not_rolled_back_after_a_reconcile_gap()
     not yet published a backendName. No call comes for longer than
     progressDeadlineSeconds (controller restart, clock jump); meanwhile the backend
     is published. The next call sees N Serving v2 replicas and nothing old routed, so
-    the strategy says done (SPEC 3.7, 4.1), but the deadline is checked first and v2
-    is rolled back (4.3). A Kubernetes Deployment checks completion first."""
+    the strategy says done, but the deadline is checked first and v2 is rolled back
+    (docs/rollout.md#rollback). A Kubernetes Deployment checks completion first."""
     def fate(revision: str, index: int) -> Fate:
         return Fate(warmup=30, backend_lag=40 if revision == "v2" else 0)
 

@@ -1,4 +1,4 @@
-"""Replica states (SPEC section 2) from observed state, with an injected clock."""
+"""Replica states (docs/rollout.md#replica-states) from observed state, with an injected clock."""
 
 from __future__ import annotations
 

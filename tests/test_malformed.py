@@ -1,4 +1,4 @@
-"""Malformed requests never do harm (SPEC 8).
+"""Malformed requests never do harm (docs/rollout.md#bad-input).
 
 Start from real requests (a stable deployment, a RollingUpdate half way, a BlueGreen
 rollout waiting for promotion, each with a resource an earlier pipeline step
@@ -239,7 +239,7 @@ def check_harmless(world: World, original: fnv1.RunFunctionRequest,
     unbroken = run(world, original)
     desired = set(rsp.desired.resources)
     # A broken status or observed resource: everything that served still serves or
-    # drains (SPEC 3.2, 8).
+    # drains (docs/rollout.md#revisions, #bad-input).
     for other in before:
         if other != key and naming.parse_replica_key(other) and serving_from_outside(
                 spec, before, other, world.now):

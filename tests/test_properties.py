@@ -8,10 +8,10 @@ runs `FunctionRunner(clock).run` on it. Whatever it draws, the function:
 - never raises and never answers a valid spec with a Fatal result;
 - is deterministic: the same request twice gives byte-identical responses;
 - routes only replicas that are observed Ready, not Failed, not draining, healthy
-  (SPEC 2, 6), and desires an endpoint only for a Ready replica;
+  (docs/rollout.md: replica states, routes), and desires an endpoint only for a Ready replica;
 - keeps the total number of replicas bounded (creates at most what the strategy
   allows) and reports status counts that agree with what it composed;
-- never drops a replica that serves without draining it first (SPEC 5).
+- never drops a replica that serves without draining it first (docs/rollout.md#draining).
 
 Under CI (CI=true) the examples are derandomized, so a run is reproducible.
 """

@@ -1,4 +1,7 @@
-"""Whole RunFunction responses over a real gRPC channel, table-driven (SPEC 1, 6, 7)."""
+"""Whole RunFunction responses over a real gRPC channel, table-driven.
+
+The rules: docs/rollout.md#resources-and-fields, #routes and #status-and-conditions.
+"""
 
 from __future__ import annotations
 

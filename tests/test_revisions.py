@@ -1,4 +1,7 @@
-"""Revision rules (SPEC section 3), draining (section 5) and results on transitions only."""
+"""Revision rules, draining and results on transitions only.
+
+The rules: docs/rollout.md#revisions, #draining and #status-and-conditions.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Whole RollingUpdate rollouts replayed call by call (SPEC sections 3, 4.1, 4.3, 5).
+"""Whole RollingUpdate rollouts replayed call by call (docs/rollout.md#rollingupdate).
 
 Every call's desired state becomes the next call's observed state; after each
 call the invariants of tests/invariants.py are checked.

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from function.spec import (
     ANALYSIS,
@@ -112,3 +115,66 @@ def test_a_canary_block_is_validated_under_any_strategy(strategy_type):
     assert error.value.path == "spec.strategy.canary.steps[0]"
     spec["strategy"]["analysis"] = {}
     assert parse_spec(spec).strategy.canary is not None
+
+
+# --- anything at all: a Spec or one InvalidSpec, never another exception -------------------
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**40), 2**40)
+    | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=40),
+    lambda children: st.lists(children, max_size=5)
+    | st.dictionaries(st.text(max_size=12), children, max_size=5),
+    max_leaves=30,
+)
+
+# Every field name of the API, so random edits land on fields the models read.
+FIELDS = sorted({
+    "replicas", "revisions", "activeRevision", "strategy", "promote", "route", "healthPolicy",
+    "progressDeadlineSeconds", "minReadySeconds", "drainSeconds", "name", "model", "engine",
+    "port", "healthCheck", "path", "intervalSeconds", "initialDelaySeconds", "type",
+    "rollingUpdate", "maxSurge", "maxUnavailable", "onCapacityShortage", "blueGreen",
+    "autoPromote", "canary", "steps", "setWeight", "pause", "analysis", "durationSeconds",
+    "headerRoute", "value", "minRequests", "maxErrorRate", "maxTTFTP95Seconds",
+    "maxRatioToBaseline", "parentRefs", "hostnames", "pathPrefix", "timeouts", "request",
+    "backendRequest", "preview", "cleanupTargetStatuses", "statusTTLSeconds",
+})
+
+
+def _edit(spec: Any, path: list[Any], value: Any) -> Any:
+    """spec with the node at path (indices taken modulo, names from FIELDS) set to value."""
+    if not path:
+        return value
+    head, rest = path[0], path[1:]
+    if isinstance(spec, list) and spec:
+        i = head % len(spec) if isinstance(head, int) else 0
+        return [*spec[:i], _edit(spec[i], rest, value), *spec[i + 1:]]
+    if isinstance(spec, dict):
+        key = FIELDS[head % len(FIELDS)] if isinstance(head, int) else head
+        return {**spec, key: _edit(spec.get(key), rest, value)}
+    return value
+
+
+CANARY_SPEC = deployment(4, ("v1", "v2"), preview=True, strategy={
+    "type": "Canary", "canary": {"steps": [{"setWeight": 10}, {"pause": {}},
+                                           {"analysis": {"durationSeconds": 60}}],
+                                 "headerRoute": {"name": "x-canary", "value": "1"}},
+    "analysis": {"maxTTFTP95Seconds": 2}})
+CANARY_SPEC["route"]["timeouts"] = {"request": "0s"}
+
+
+@settings(max_examples=400, deadline=None, derandomize=os.environ.get("CI") == "true")
+@given(path=st.lists(st.integers(0, 200), max_size=6), value=JSON)
+def test_any_edit_of_a_valid_spec_parses_or_names_one_field(path, value):
+    try:
+        parse_spec(_edit(CANARY_SPEC, path, value))
+    except InvalidSpec as error:
+        assert error.path.startswith("spec") and error.problem
+
+
+@settings(max_examples=200, deadline=None, derandomize=os.environ.get("CI") == "true")
+@given(value=JSON)
+def test_any_value_at_all_parses_or_names_one_field(value):
+    try:
+        parse_spec(value)
+    except InvalidSpec as error:
+        assert error.path.startswith("spec") and error.problem

@@ -1,13 +1,14 @@
 """The analysis gate: this call's SLO verdict on the deploying revision and what it does
-(docs/rollout.md#analysis).
+(docs/rollout.md#the-analysis-gate).
 
 Strategy-independent. The planner calls `evaluate` on every call while the
 strategy says evaluation is on (Strategy.analysis_on; BlueGreen: at its
-promotion gate; Canary: from the first `analysis` step on); `evaluate` judges the deploying revision's Serving
-replicas against the limits and the current revision (function/analysis.py),
-keeps `failingSince` through status.analysis, and rolls back when a Fail has
-lasted failureToleranceSeconds. The strategy then decides what the verdict
-means for its own gate (promote on Pass, wait on Inconclusive, ...).
+promotion gate; Canary: from the first `analysis` step on); `evaluate` judges
+the deploying revision's Serving replicas against the limits and the current
+revision (function/analysis.py), keeps `failingSince` through
+status.analysis, and rolls back when a Fail has lasted
+failureToleranceSeconds. The strategy then decides what the verdict means for
+its own gate (promote on Pass, wait on Inconclusive, ...).
 `status_record` is what status.analysis says after the call.
 """
 

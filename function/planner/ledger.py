@@ -103,7 +103,9 @@ def plan_replicas(ledger: Ledger, rollout: Rollout, strategy: Strategy) -> None:
     gated: list[Replica] = []
     live: dict[str, int] = {}
     for name, count in wanted.items():
-        live[name], serving, evicted = keep_wanted(ledger, spec, rollout.replicas_of(name), count)
+        live[name], serving, evicted = keep_wanted(
+            ledger, spec, rollout.replicas_of(name), count,
+            gradually=strategy.drains_gradually(rollout, name))
         if strategy.on_main_route(state, name):  # green carries no main traffic yet
             new_serving += serving
         gated.extend(evicted)
@@ -161,15 +163,15 @@ def carries(carried: frozenset[str] | None, replica: Replica) -> bool:
     return carried is None or replica.backend_name in carried
 
 
-def keep_wanted(ledger: Ledger, spec: Spec, replicas: list[Replica],
-                wanted: int) -> tuple[int, int, list[Replica]]:
+def keep_wanted(ledger: Ledger, spec: Spec, replicas: list[Replica], wanted: int,
+                gradually: bool = False) -> tuple[int, int, list[Replica]]:
     """Keep up to `wanted` live replicas of a wanted revision.
 
     Failed replicas are dropped, health-evicted ones replaced, extras scaled in by
     removal priority, and Draining ones reclaimed before anything new is created.
     Returns how many replicas are kept live, how many of them Serve, and the
-    evicted replicas that still Serve: those leave only as their replacements'
-    capacity allows.
+    replicas that still Serve but should go: evicted ones, and with `gradually`
+    the extras too. Those leave only as the availability rule allows.
     """
     # Members compared by identity, read once: Health.value and Lifecycle.FAILED
     # are each slower to read in Python 3.11 than the rest of a replica's test.
@@ -197,7 +199,10 @@ def keep_wanted(ledger: Ledger, spec: Spec, replicas: list[Replica],
     alive.sort(key=Replica.removal_rank)
     extra = len(alive) - wanted
     for replica in alive[:max(0, extra)]:
-        ledger.retire(replica, spec.drain_seconds)
+        if gradually and replica.serving:
+            evicted_serving.append(replica)
+        else:
+            ledger.retire(replica, spec.drain_seconds)
     alive = alive[max(0, extra):]
     for replica in alive:
         ledger.keep(replica)

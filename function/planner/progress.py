@@ -49,9 +49,9 @@ def judge_progress(rollout: Rollout, strategy: Strategy) -> Gate:
     at_gate = strategy.at_gate(rollout, d_replicas)
     track_progress(state, rollout.prior, d_replicas, at_gate, rollout.now)
     if strategy.analysis_on(rollout, d_replicas):
-        outcome = analysis_gate.evaluate(rollout)
-        if outcome is not None and outcome.rolled_back:
-            return Gate()
+        analysis_gate.evaluate(rollout)
+    if rollout.analysis is not None and rollout.analysis.rolled_back:
+        return Gate()  # by the SLO gate, judged here or by the strategy's own step
     if at_gate:
         return strategy.pass_gate(rollout, d_replicas)
     if sum(1 for r in d_replicas if r.serving) >= rollout.n:

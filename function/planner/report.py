@@ -19,7 +19,6 @@ from function.planner.types import (
     PHASE_PROGRESSING,
     PHASE_STABLE,
     REASON_ABORTED,
-    REASON_AWAITING_PROMOTION,
     REASON_COMPLETE,
     REASON_REVISION_FAILED,
     STICKY_FALSE_REASONS,
@@ -76,7 +75,7 @@ def report(rollout: Rollout, strategy: Strategy, ledger: Ledger, gate: Gate) -> 
         ConditionOut("Available", available,
                      "MinimumReplicasAvailable" if available else "MinimumReplicasUnavailable",
                      f"{serving} of {n} replicas serving; at least {needed} required"),
-        progressing_condition(rollout, strategy, phase, gate),
+        progressing_condition(rollout, strategy, phase),
         routed_condition(spec, main, planned),
     ]
 
@@ -103,6 +102,8 @@ def report(rollout: Rollout, strategy: Strategy, ledger: Ledger, gate: Gate) -> 
         events=events,
         ttl_seconds=ttl,
         available=available,
+        header_rule=strategy.header_rule(rollout),
+        extra_status=strategy.status(rollout),
         analysis=status_record(rollout),
     )
 
@@ -167,8 +168,7 @@ def decide_phase(state: RevisionState, awaiting: bool) -> str:
     return PHASE_STABLE
 
 
-def progressing_condition(rollout: Rollout, strategy: Strategy, phase: str,
-                          gate: Gate) -> ConditionOut:
+def progressing_condition(rollout: Rollout, strategy: Strategy, phase: str) -> ConditionOut:
     """Where the rollout stands: advancing (True) or stopped by a failure or abort (False).
 
     A False reason (deadline, failed revision, failed analysis, abort) sticks on
@@ -192,8 +192,7 @@ def progressing_condition(rollout: Rollout, strategy: Strategy, phase: str,
                             f"revision {state.failed!r} failed to roll out; staying on "
                             f"{state.current!r} until activeRevision changes")
     if phase == PHASE_AWAITING_PROMOTION:
-        message = gate.message or (f"revision {state.deploying!r} is fully available and "
-                                   "awaits promotion")
+        reason, message = strategy.progress(rollout, awaiting=True)
         if spec.promote is not None and spec.promote != state.deploying:
             note = (f"spec.promote names {spec.promote!r}, not the deploying revision "
                     f"{state.deploying!r}; it is ignored")
@@ -201,10 +200,9 @@ def progressing_condition(rollout: Rollout, strategy: Strategy, phase: str,
             previous = prior.progressing.message if prior.progressing else None
             if not previous or note not in previous:
                 events.append(Event(Severity.WARNING, note))
-        return ConditionOut("Progressing", True, gate.reason or REASON_AWAITING_PROMOTION,
-                            message)
+        return ConditionOut("Progressing", True, reason, message)
     if phase == PHASE_PROGRESSING:
-        reason, message = strategy.progress(rollout)
+        reason, message = strategy.progress(rollout, awaiting=False)
         return ConditionOut("Progressing", True, reason, message)
     if state.aborted:
         return ConditionOut("Progressing", False, REASON_ABORTED,

@@ -11,6 +11,7 @@ import enum
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from function.analysis import Verdict
 from function.classify import Replica
@@ -23,6 +24,7 @@ PHASE_AWAITING_PROMOTION = "AwaitingPromotion"
 PHASE_FAILED = "Failed"
 
 REASON_DEPLOYING = "NewRevisionDeploying"
+REASON_CANARY_STEP = "CanaryStep"
 REASON_AWAITING_PROMOTION = "AwaitingPromotion"
 REASON_COMPLETE = "RolloutComplete"
 REASON_DEADLINE = "ProgressDeadlineExceeded"
@@ -101,6 +103,15 @@ class Backend:
 
 
 @dataclass(frozen=True)
+class HeaderRule:
+    """Requests with header `name: value` (exact) go to these backends only."""
+
+    name: str
+    value: str
+    backends: list[Backend]
+
+
+@dataclass(frozen=True)
 class RevisionRow:
     name: str
     replicas: int
@@ -119,7 +130,7 @@ class ReplicaCounts:
 
 @dataclass(frozen=True)
 class AnalysisRecord:
-    """status.analysis: the analysis gate's latest verdict (docs/rollout.md#analysis)."""
+    """status.analysis: the analysis gate's latest verdict (docs/rollout.md#the-analysis-gate)."""
 
     verdict: str
     message: str
@@ -146,12 +157,14 @@ class Plan:
     events: list[Event] = field(default_factory=list)
     ttl_seconds: int = DEFAULT_TTL_SECONDS
     available: bool = False
+    header_rule: HeaderRule | None = None  # a second main-route rule, to the canary only
+    extra_status: dict[str, Any] = field(default_factory=dict)  # the strategy's own fields
     analysis: AnalysisRecord | None = None  # None: status.analysis is not written
 
 
 @dataclass
 class RevisionState:
-    """The revision state machine's registers for this call (SPEC section 3)."""
+    """The revision state machine's registers for this call (docs/rollout.md#revisions)."""
 
     current: str | None
     deploying: str | None
@@ -189,6 +202,7 @@ class Rollout:
     carried: frozenset[str] | None
     surge: int = 0
     unavailable: int = 0
+    progress: Any = None  # the strategy's own reading of this call (the canary's step)
     analysis: AnalysisOutcome | None = None  # the analysis gate's outcome, once it ran this call
 
     @property
@@ -211,16 +225,11 @@ class Gate:
     """Where the rollout stands at its gates, before replicas are planned.
 
     awaiting: the rollout waits for approval (phase AwaitingPromotion);
-    timers: when time alone changes the decision (a soak or deadline ending);
-    reason, message: the Progressing condition while awaiting, when the wait has
-    a more particular cause than approval (None: AwaitingPromotion, the default
-    message).
+    timers: when time alone changes the decision (a soak or deadline ending).
     """
 
     awaiting: bool = False
     timers: tuple[datetime, ...] = ()
-    reason: str | None = None
-    message: str | None = None
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ decides with the real clock, so the snapshot's timestamps are moved to now
 (scripts/rebase-times.py) before `crank render` runs it through the pipeline in
 example/composition.yaml, exactly as scripts/render-example.sh does.
 
-The assertions are the behaviour SPEC.md promises a user, per scenario.
+The assertions are the behaviour docs/rollout.md promises a user, per scenario.
 
 Tools: .tools/crank (scripts/install-tools.sh), or CRANK=<path>. Without it the
 tests are skipped, unless CI is set: then a missing tool is a failure.
@@ -205,13 +205,17 @@ def route(docs: list[Doc], name: str) -> Doc | None:
 
 
 def backend_refs(http_route: Doc) -> list[Doc]:
+    """The path rule's backends; a second rule may only be the canary's header rule."""
     rules = http_route["spec"]["rules"]
-    assert len(rules) == 1, f"expected one rule, got {rules}"
+    assert len(rules) == 1 or (len(rules) == 2 and "headers" in rules[1]["matches"][0]), (
+        f"expected one path rule (and at most a header rule), got {rules}")
     return rules[0].get("backendRefs") or []
 
 
 def backend_names(http_route: Doc) -> set[str]:
-    return {ref["name"] for ref in backend_refs(http_route)}
+    """Every backend any rule of the route references."""
+    return {ref["name"] for rule in http_route["spec"]["rules"]
+            for ref in rule.get("backendRefs") or []}
 
 
 def draining(replica: Doc) -> bool:
@@ -363,7 +367,7 @@ def test_rendered_output_matches_the_schemas(
 def test_keys_and_names_are_deterministic(
     renderer: Renderer, rendered: dict[str, list[Doc]]
 ) -> None:
-    """SPEC 1: the same inputs give the same keys and names."""
+    """docs/rollout.md#resources-and-fields: the same inputs give the same keys and names."""
 
     def identity(docs: list[Doc]) -> list[tuple[str, str, str]]:
         return sorted(
@@ -648,3 +652,35 @@ def test_analysis_rollback_keeps_green_off_the_main_route(rendered: dict[str, li
     assert route(docs, "qwen-preview") is None
     assert all(draining(r) for r in replicas(docs, "v2"))
     assert not any(draining(r) for r in replicas(docs, "v1"))
+
+
+# --- mid-canary: Canary v1 -> v2 at step 0 (setWeight 10), the canary replica now serving ------
+
+
+def test_mid_canary_splits_the_main_route_ten_percent_and_adds_the_header_rule(
+        rendered: dict[str, list[Doc]]) -> None:
+    docs = rendered["mid-canary"]
+    main = route(docs, "qwen")
+    assert main is not None
+    rules = main["spec"]["rules"]
+    assert len(rules) == 2, "the main rule and the header rule"
+    canary = observed_backend("mid-canary", "qwen-v2-0")
+    weights = {ref["name"]: ref["weight"] for ref in rules[0]["backendRefs"]}
+    current = {observed_backend("mid-canary", f"qwen-v1-{i}") for i in range(3)}
+    assert set(weights) == current | {canary}
+    # Exactly 10%: each v1 backend (100 - 10) * 1, the canary 10 * 3, divided by 30.
+    assert weights == {**dict.fromkeys(current, 3), canary: 1}
+    header = rules[1]
+    assert header["matches"] == [{"path": {"type": "PathPrefix", "value": "/"},
+                                  "headers": [{"type": "Exact", "name": "x-canary",
+                                               "value": "true"}]}]
+    assert [ref["name"] for ref in header["backendRefs"]] == [canary], "the canary only"
+    st = status(docs)
+    assert st["canary"]["step"] == 0 and st["canary"]["weight"] == 10
+    assert st["rolloutStrategy"] == "Canary"
+    rows = {row["name"]: row["trafficWeight"] for row in st["revisions"]}
+    assert rows == {"v1": 90, "v2": 10}
+    progressing = condition(docs, "Progressing")
+    assert progressing["reason"] == "CanaryStep"
+    assert progressing["message"] == (
+        "step 0/4 setWeight 10: 10% routed, 1 of 1 canary replicas serving")

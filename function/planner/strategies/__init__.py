@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from function.planner.strategies.base import Strategy
 from function.planner.strategies.blue_green import BlueGreen
+from function.planner.strategies.canary import CanaryStrategy
 from function.planner.strategies.rolling_update import RollingUpdate
 
 REGISTRY: dict[str, Strategy] = {
-    strategy.name: strategy for strategy in (RollingUpdate(), BlueGreen())
+    strategy.name: strategy for strategy in (RollingUpdate(), BlueGreen(), CanaryStrategy())
 }
 
 

@@ -9,23 +9,29 @@ dispatches once to rollout/canary.go or rollout/bluegreen.go:
   a pause) rather than moving replicas, and may it move on;
 - analysis_on: does the SLO gate (function/planner/analysis_gate.py) judge
   the deploying revision on this call;
-- targets: how many replicas each wanted revision should have;
+- targets: how many replicas each wanted revision should have, and whether a
+  revision sheds replicas beyond its target gradually (drains_gradually: only
+  as the availability rule allows, as the canary's current revision does);
 - capacity_limit: how many replicas may hold capacity before a revision grows;
 - holds_old_capacity: whether old replicas that serve stay routed and drain
   only as the availability rule allows (else they retire at once);
 - on_main_route: which revisions the main route may carry;
 - weigh: the integer weights of the main route's backends;
 - done: whether the deploying revision is fully rolled out;
-- progress: the Progressing condition's reason and message while it moves.
+- progress: the Progressing condition's reason and message while it moves
+  or waits for approval;
+- header_rule and status: a header-matched rule and status fields of its own.
+
+Defaults gives the answers most strategies share; a strategy overrides the rest.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from function.classify import Replica
 from function.planner.ledger import Ledger
-from function.planner.types import Backend, Gate, RevisionState, Rollout
+from function.planner.types import Backend, Gate, HeaderRule, RevisionState, Rollout
 from function.spec import Spec
 
 
@@ -60,6 +66,10 @@ class Strategy(Protocol):
         """Replicas each wanted revision should have; every other revision retires."""
         ...
 
+    def drains_gradually(self, rollout: Rollout, revision: str) -> bool:
+        """Whether `revision`'s Serving replicas beyond its target drain only as allowed."""
+        ...
+
     def capacity_limit(self, rollout: Rollout, revision: str) -> int | None:
         """How many replicas may hold capacity before `revision` grows (None: no limit)."""
         ...
@@ -76,6 +86,39 @@ class Strategy(Protocol):
         """Whether the deploying revision is fully rolled out by this call's plan."""
         ...
 
-    def progress(self, rollout: Rollout) -> tuple[str, str]:
-        """The Progressing reason and message while the rollout moves."""
+    def progress(self, rollout: Rollout, awaiting: bool) -> tuple[str, str]:
+        """The Progressing reason and message while the rollout moves (or awaits approval)."""
         ...
+
+    def header_rule(self, rollout: Rollout) -> HeaderRule | None:
+        """A second main-route rule matching a header, or None."""
+        ...
+
+    def status(self, rollout: Rollout) -> dict[str, Any]:
+        """Status fields of the strategy's own (e.g. status.canary); {} for none."""
+        ...
+
+
+class Defaults:
+    """The answers most strategies share: no gate, no SLO gate, no header rule, weight 1 each."""
+
+    def at_gate(self, rollout: Rollout, deploying: list[Replica]) -> bool:
+        return False
+
+    def pass_gate(self, rollout: Rollout, deploying: list[Replica]) -> Gate:
+        return Gate()
+
+    def analysis_on(self, rollout: Rollout, deploying: list[Replica]) -> bool:
+        return False  # no gate for the SLO gate to hold
+
+    def drains_gradually(self, rollout: Rollout, revision: str) -> bool:
+        return False  # a wanted revision's extras retire at once (a scale-in)
+
+    def weigh(self, rollout: Rollout, main: list[Backend]) -> None:
+        pass  # weight 1 each: traffic follows serving capacity
+
+    def header_rule(self, rollout: Rollout) -> HeaderRule | None:
+        return None
+
+    def status(self, rollout: Rollout) -> dict[str, Any]:
+        return {}

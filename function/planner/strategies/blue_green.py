@@ -5,7 +5,7 @@ is never on the main route before promotion (only on the preview route). The
 gate: green has N Serving replicas, then spec.promote names it, or autoPromote
 and promoteDelaySeconds have passed since the last green replica became Ready.
 With spec.strategy.analysis set, green
-is promoted only on an analysis Pass (docs/rollout.md#analysis). Blue then drains
+is promoted only on an analysis Pass (docs/rollout.md#the-analysis-gate). Blue then drains
 for scaleDownDelaySeconds. A first deploy (no blue) is
 deployed at full size and completes when it serves in full.
 """
@@ -20,11 +20,18 @@ from function.classify import Replica
 from function.planner import analysis_gate
 from function.planner.ledger import Ledger, fully_rolled_out
 from function.planner.progress import promote
-from function.planner.types import REASON_DEPLOYING, Backend, Gate, RevisionState, Rollout
+from function.planner.strategies.base import Defaults
+from function.planner.types import (
+    REASON_AWAITING_PROMOTION,
+    REASON_DEPLOYING,
+    Gate,
+    RevisionState,
+    Rollout,
+)
 from function.spec import BLUE_GREEN, Spec
 
 
-class BlueGreen:
+class BlueGreen(Defaults):
     name = BLUE_GREEN
     holds_old_capacity = False  # blue keeps N; anything else was never on the main route
 
@@ -77,11 +84,8 @@ class BlueGreen:
                        else "over an inconclusive analysis")
             promote(state, rollout.events, f"{why}, {verdict}: {outcome.message}")
             return Gate()
-        reason, message = analysis_gate.waiting(outcome, green,
-                                                analysis.failure_tolerance_seconds)
-        soak = (promote_by,) if spec.strategy.auto_promote and not auto else ()
-        return Gate(awaiting=True, timers=soak, reason=reason,
-                    message=f"revision {green!r} is fully available; {message}")
+        return Gate(awaiting=True,
+                    timers=(promote_by,) if spec.strategy.auto_promote and not auto else ())
 
     def targets(self, rollout: Rollout) -> dict[str, int]:
         state, n = rollout.state, rollout.n
@@ -102,16 +106,22 @@ class BlueGreen:
     def on_main_route(self, state: RevisionState, revision: str) -> bool:
         return revision == state.current
 
-    def weigh(self, rollout: Rollout, main: list[Backend]) -> None:
-        pass  # only blue (or green, once promoted) is on the main route: weight 1 each
-
     def done(self, rollout: Rollout, ledger: Ledger) -> bool:
         """A first deploy completes when it serves in full; a rollout by promotion."""
         state = rollout.state
         return state.current is None and fully_rolled_out(ledger, state.deploying, rollout.n)
 
-    def progress(self, rollout: Rollout) -> tuple[str, str]:
-        state = rollout.state
+    def progress(self, rollout: Rollout, awaiting: bool) -> tuple[str, str]:
+        state, outcome = rollout.state, rollout.analysis
+        if awaiting and outcome is not None and state.deploying is not None:
+            analysis = rollout.spec.strategy.analysis
+            tolerance = analysis.failure_tolerance_seconds if analysis is not None else 0
+            reason, message = analysis_gate.waiting(outcome, state.deploying, tolerance)
+            return (reason or REASON_AWAITING_PROMOTION,
+                    f"revision {state.deploying!r} is fully available; {message}")
+        if awaiting:
+            return (REASON_AWAITING_PROMOTION,
+                    f"revision {state.deploying!r} is fully available and awaits promotion")
         return REASON_DEPLOYING, f"rolling out revision {state.deploying!r} ({state.strategy})"
 
 

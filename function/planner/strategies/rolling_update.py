@@ -9,13 +9,13 @@ has weight 1, so traffic follows serving capacity.
 from __future__ import annotations
 
 from function import rollout as arithmetic
-from function.classify import Replica
 from function.planner.ledger import Ledger, fully_rolled_out
-from function.planner.types import REASON_DEPLOYING, Backend, Gate, RevisionState, Rollout
+from function.planner.strategies.base import Defaults
+from function.planner.types import REASON_DEPLOYING, RevisionState, Rollout
 from function.spec import ROLLING_UPDATE, Spec
 
 
-class RollingUpdate:
+class RollingUpdate(Defaults):
     name = ROLLING_UPDATE
     holds_old_capacity = True
 
@@ -23,15 +23,6 @@ class RollingUpdate:
         rolling = spec.strategy
         return arithmetic.resolve_limits(rolling.max_surge, rolling.max_unavailable,
                                                 spec.replicas)
-
-    def at_gate(self, rollout: Rollout, deploying: list[Replica]) -> bool:
-        return False  # no gate: done as soon as the new revision serves in full
-
-    def pass_gate(self, rollout: Rollout, deploying: list[Replica]) -> Gate:
-        return Gate()
-
-    def analysis_on(self, rollout: Rollout, deploying: list[Replica]) -> bool:
-        return False  # no gate to hold: spec.strategy.analysis does not apply
 
     def targets(self, rollout: Rollout) -> dict[str, int]:
         state = rollout.state
@@ -43,12 +34,9 @@ class RollingUpdate:
     def on_main_route(self, state: RevisionState, revision: str) -> bool:
         return revision == state.current or revision == state.deploying
 
-    def weigh(self, rollout: Rollout, main: list[Backend]) -> None:
-        pass  # weight 1 each: traffic follows serving capacity
-
     def done(self, rollout: Rollout, ledger: Ledger) -> bool:
         return fully_rolled_out(ledger, rollout.state.deploying, rollout.n)
 
-    def progress(self, rollout: Rollout) -> tuple[str, str]:
+    def progress(self, rollout: Rollout, awaiting: bool) -> tuple[str, str]:
         state = rollout.state
         return REASON_DEPLOYING, f"rolling out revision {state.deploying!r} ({state.strategy})"

@@ -1,0 +1,288 @@
+"""Canary: traffic to the new revision in explicit steps, then full promotion.
+
+docs/rollout.md#canary. Let w be the weight of the last setWeight step reached
+(0 before the first). At weight w the canary (the deploying revision D) should
+have c(w) replicas and the current revision C s(w) (function/rollout.py
+canary_targets); replicas move between targets under the RollingUpdate rules
+with canary.maxSurge / canary.maxUnavailable: creation never takes the total
+past N + surge, and C's Serving replicas beyond s(w) drain only while
+Serving(C) + Serving(D) - 1 >= N - unav. On the main route D's backends carry
+w percent (never more than its share of Serving capacity) and C's the rest.
+
+Steps, each done when:
+- setWeight w: D has c(w) Serving replicas, C is down to s(w), and the route
+  (as written by the previous response) carries w;
+- pause {durationSeconds: d}: d seconds after the step started;
+- pause {}: spec.promote names D (one approval passes every manual pause);
+- analysis {durationSeconds: d}: d seconds have passed and the SLO gate passes.
+
+After the last step D is promoted: its target is N, C retires as under
+RollingUpdate, and the weight is 100 capped by D's share of Serving capacity,
+until D serves N and C has left the route. The progress deadline runs only
+while a setWeight step or the promotion moves replicas, never during a pause
+or an analysis. A first deploy (no current revision) has no steps: it is
+deployed at full size and completes when it serves in full.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from function import rollout as arithmetic
+from function.classify import Lifecycle, Replica
+from function.observe import format_time
+from function.planner.ledger import Ledger, fully_rolled_out
+from function.planner.strategies.base import Defaults
+from function.planner.types import (
+    REASON_AWAITING_PROMOTION,
+    REASON_CANARY_STEP,
+    REASON_DEPLOYING,
+    Backend,
+    Gate,
+    HeaderRule,
+    RevisionState,
+    Rollout,
+)
+from function.spec import ANALYSIS, CANARY, PAUSE, SET_WEIGHT, Canary, CanaryStep, Spec
+
+NO_STEPS = Canary(steps=())
+
+
+@dataclass
+class CanaryProgress:
+    """Where the canary stands in this call.
+
+    step: the index of the step in force (len(steps): the final promotion);
+    weight: w, the weight of the last setWeight step reached (100 in promotion);
+    routed: the weight this response routes (set when the route is weighed).
+    """
+
+    steps: tuple[CanaryStep, ...]
+    step: int
+    step_start: datetime
+    weight: int
+    routed: int = 0
+    header_backends: list[Backend] = field(default_factory=list)
+
+    @property
+    def promoting(self) -> bool:
+        return self.step >= len(self.steps)
+
+    @property
+    def in_force(self) -> CanaryStep | None:
+        return None if self.promoting else self.steps[self.step]
+
+
+def canary_spec(spec: Spec) -> Canary:
+    """spec.strategy.canary; none (no steps) when a canary in flight lost its block."""
+    return spec.strategy.canary or NO_STEPS
+
+
+def weight_reached(steps: tuple[CanaryStep, ...], step: int) -> int:
+    """w at step index `step`: the last setWeight at or before it; 100 past the end.
+
+    steps [setWeight 10, pause, setWeight 50, pause {}]:
+        step 0 -> 10, step 1 -> 10, step 2 -> 50, step 3 -> 50, step 4 -> 100
+    """
+    if step >= len(steps):
+        return 100
+    for candidate in reversed(steps[:step + 1]):
+        if candidate.kind == SET_WEIGHT and candidate.weight is not None:
+            return candidate.weight
+    return 0
+
+
+def describe(step: CanaryStep | None) -> str:
+    if step is None:
+        return "promotion"
+    if step.kind == SET_WEIGHT:
+        return f"setWeight {step.weight}"
+    if step.kind == PAUSE:
+        return "pause" if step.duration_seconds is None else f"pause {step.duration_seconds}s"
+    return f"analysis {step.duration_seconds or 0}s"
+
+
+class CanaryStrategy(Defaults):
+    name = CANARY
+    holds_old_capacity = True
+
+    def limits(self, spec: Spec) -> tuple[int, int]:
+        """canary.maxSurge / canary.maxUnavailable (rollingUpdate's if the block is gone)."""
+        return arithmetic.surge_and_unavailable(spec.strategy, spec.replicas)
+
+    # --- the steps ----------------------------------------------------------------------
+
+    def at_gate(self, rollout: Rollout, deploying: list[Replica]) -> bool:
+        """Move through every step that is done; True while a pause or analysis holds.
+
+        Reaching a new step is progress: the deadline restarts from it. When
+        every replica of the canary has failed, the shared rollback rule
+        applies whatever step is in force.
+        """
+        state = rollout.state
+        if state.current is None or state.deploying is None:
+            return False  # a first deploy: full size at once, no steps
+        progress = self.resume(rollout)
+        rollout.progress = progress
+        while not progress.promoting and self.step_done(rollout, progress, deploying):
+            progress.step += 1
+            progress.step_start = rollout.now
+            progress.weight = weight_reached(progress.steps, progress.step)
+            state.last_progress = rollout.now
+        if deploying and all(r.lifecycle is Lifecycle.FAILED for r in deploying):
+            return False
+        step = progress.in_force
+        return step is not None and step.kind in (PAUSE, ANALYSIS)
+
+    def resume(self, rollout: Rollout) -> CanaryProgress:
+        """The step in force as the previous response left it (clamped to the steps)."""
+        steps = canary_spec(rollout.spec).steps
+        prior, state = rollout.prior, rollout.state
+        remembered = prior.canary if (not state.started
+                                      and prior.deploying_revision == state.deploying) else None
+        step, start = 0, rollout.now
+        if remembered is not None and remembered.step is not None and remembered.step >= 0:
+            step = min(remembered.step, len(steps))
+            start = remembered.step_start_time or rollout.now
+        return CanaryProgress(steps=steps, step=step, step_start=start,
+                              weight=weight_reached(steps, step))
+
+    def step_done(self, rollout: Rollout, progress: CanaryProgress,
+                  deploying: list[Replica]) -> bool:
+        step = progress.in_force
+        assert step is not None
+        now = rollout.now
+        if step.kind == SET_WEIGHT:
+            canary, current = self.replica_targets(rollout, progress)
+            serving = sum(1 for r in deploying if r.serving and not r.draining)
+            kept = sum(1 for r in rollout.replicas_of(rollout.state.current) if not r.draining)
+            prior = rollout.prior.canary
+            routed = prior.weight if prior is not None and prior.weight is not None else 0
+            # With N = 0 there is nothing to route: the step is done at its targets.
+            carried = routed == progress.weight or rollout.n == 0
+            return serving >= canary and kept <= current and carried
+        if step.kind == PAUSE:
+            if step.duration_seconds is None:
+                return rollout.spec.promote == rollout.state.deploying
+            return now >= progress.step_start + timedelta(seconds=step.duration_seconds)
+        # analysis: held for its duration, then judged by the SLO gate
+        if now < progress.step_start + timedelta(seconds=step.duration_seconds or 0):
+            return False
+        return rollout.spec.promote == rollout.state.deploying
+
+    def pass_gate(self, rollout: Rollout, deploying: list[Replica]) -> Gate:
+        progress: CanaryProgress = rollout.progress
+        step = progress.in_force
+        assert step is not None
+        if step.kind == PAUSE and step.duration_seconds is None:
+            return Gate(awaiting=True)
+        ends = progress.step_start + timedelta(seconds=step.duration_seconds or 0)
+        if step.kind == ANALYSIS and rollout.now >= ends:
+            return Gate(awaiting=True)  # judged inconclusive: waits for approval
+        return Gate(timers=(ends,))
+
+    # --- replicas -----------------------------------------------------------------------
+
+    def replica_targets(self, rollout: Rollout, progress: CanaryProgress) -> tuple[int, int]:
+        """(canary, current) at the step in force; in promotion (N, 0).
+
+        When c(w) + s(w) would not fit in N + surge (maxSurge 0), the current
+        revision yields: its target is N + surge - c(w), so the canary can start
+        once a current replica drains within maxUnavailable.
+        """
+        n = rollout.n
+        if progress.promoting:
+            return n, 0
+        canary, current = arithmetic.canary_targets(n, progress.weight)
+        return canary, max(0, min(current, n + rollout.surge - canary))
+
+    def targets(self, rollout: Rollout) -> dict[str, int]:
+        state, progress = rollout.state, rollout.progress
+        if progress is None or state.deploying is None or state.current is None:
+            return {(state.deploying or state.current or rollout.spec.active_revision): rollout.n}
+        canary, current = self.replica_targets(rollout, progress)
+        if progress.promoting:
+            return {state.deploying: canary}  # the current revision retires as under 4.1
+        return {state.current: current, state.deploying: canary}
+
+    def drains_gradually(self, rollout: Rollout, revision: str) -> bool:
+        return rollout.progress is not None and revision == rollout.state.current
+
+    def capacity_limit(self, rollout: Rollout, revision: str) -> int | None:
+        return rollout.n + rollout.surge
+
+    def done(self, rollout: Rollout, ledger: Ledger) -> bool:
+        progress = rollout.progress
+        if progress is not None and not progress.promoting:
+            return False
+        return fully_rolled_out(ledger, rollout.state.deploying, rollout.n)
+
+    # --- traffic ------------------------------------------------------------------------
+
+    def on_main_route(self, state: RevisionState, revision: str) -> bool:
+        return revision == state.current or revision == state.deploying
+
+    def weigh(self, rollout: Rollout, main: list[Backend]) -> None:
+        """Give the canary w percent of the main route, capped by its Serving share.
+
+        Backends whose weight comes to 0 leave the rule (the canary at weight 0
+        is reached through the header rule only).
+        """
+        progress: CanaryProgress | None = rollout.progress
+        deploying = rollout.state.deploying
+        if progress is None or deploying is None:
+            return
+        canary = [b for b in main if b.revision == deploying]
+        current = [b for b in main if b.revision != deploying]
+        if rollout.spec.strategy.canary and rollout.spec.strategy.canary.header_route:
+            progress.header_backends = [Backend(b.name, b.port, 1, b.revision) for b in canary]
+        target, _ = self.replica_targets(rollout, progress)
+        weight = arithmetic.capped_canary_weight(progress.weight, len(canary), rollout.n, target)
+        current_weight, canary_weight = arithmetic.canary_backend_weights(
+            weight, len(current), len(canary))
+        progress.routed = (0 if not canary else 100 if not current else weight)
+        weighed = [Backend(b.name, b.port,
+                           canary_weight if b.revision == deploying else current_weight,
+                           b.revision) for b in main]
+        main[:] = [b for b in weighed if b.weight > 0]
+
+    def header_rule(self, rollout: Rollout) -> HeaderRule | None:
+        progress: CanaryProgress | None = rollout.progress
+        header = canary_spec(rollout.spec).header_route
+        if progress is None or header is None or rollout.state.deploying is None \
+                or not progress.header_backends:
+            return None
+        return HeaderRule(header.name, header.value, progress.header_backends)
+
+    # --- the report ---------------------------------------------------------------------
+
+    def progress(self, rollout: Rollout, awaiting: bool) -> tuple[str, str]:
+        state, progress = rollout.state, rollout.progress
+        if progress is None:
+            return (REASON_DEPLOYING,
+                    f"rolling out revision {state.deploying!r} ({state.strategy})")
+        serving = sum(1 for r in rollout.replicas_of(state.deploying)
+                      if r.serving and not r.draining)
+        target, _ = self.replica_targets(rollout, progress)
+        where = (f"{progress.routed}% routed, {serving} of {target} canary replicas serving")
+        if progress.promoting:
+            return REASON_CANARY_STEP, f"promoting {state.deploying!r}: {where}"
+        step = progress.in_force
+        assert step is not None
+        position = f"step {progress.step}/{len(progress.steps)} {describe(step)}"
+        if awaiting:
+            wait = ("the analysis was inconclusive" if step.kind == ANALYSIS
+                    else "awaiting approval")
+            return (REASON_AWAITING_PROMOTION,
+                    f"{position}: {where}; {wait}: set spec.promote to {state.deploying!r}")
+        return REASON_CANARY_STEP, f"{position}: {where}"
+
+    def status(self, rollout: Rollout) -> dict[str, Any]:
+        progress: CanaryProgress | None = rollout.progress
+        if progress is None or rollout.state.deploying is None:
+            return {}
+        return {"canary": {"step": progress.step,
+                           "stepStartTime": format_time(progress.step_start),
+                           "weight": progress.routed}}
