@@ -219,7 +219,7 @@ def build_state(n: int, now: datetime = NOW) -> dict[str, Any]:
                            "lastProbeTime": ts(now - timedelta(seconds=1 + index % 9)),
                            "consecutiveFailures": 0},
                 "address": {"url": url},
-                # What a metrics adapter publishes (docs/rollout.md#analysis).
+                # What a metrics adapter publishes (docs/rollout.md#the-analysis-gate).
                 "metrics": {"windowSeconds": 60,
                             "observedTime": ts(now - timedelta(seconds=5 + index % 20)),
                             "requests": 580 + index % 40, "errors": index % 3,
