@@ -117,9 +117,9 @@ def check(world: World, step: Step) -> None:
                 annotations = step.observed[key]["metadata"].get("annotations", {})
                 since = _time(annotations.get(naming.ANNOTATION_DRAINING_SINCE))
                 delay = int(annotations.get(naming.ANNOTATION_DRAIN_SECONDS, "0"))
-                serving = _ready(step.observed[key]) and not _unhealthy(
-                    step.observed[key], step.now, stale)
-                if serving and (since is None or step.now < since + timedelta(seconds=delay)):
+                # Ready, whatever its health: it still has requests in flight.
+                if _ready(step.observed[key]) and (
+                        since is None or step.now < since + timedelta(seconds=delay)):
                     raise Violation(f"{key} was routed and deleted without draining")
 
     # 5. BlueGreen: the main route carries only the current revision.

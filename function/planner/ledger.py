@@ -33,6 +33,8 @@ class Ledger:
     xr_name: str
     taken: dict[str, set[int]] = field(default_factory=dict)  # indices observed, by revision
     kept: dict[str, PlannedReplica] = field(default_factory=dict)
+    # Backend names an observed route (main or preview) carries: requests in flight.
+    routed: frozenset[str] = frozenset()
 
     def keep(self, replica: Replica) -> PlannedReplica:
         observed = replica.observed
@@ -59,16 +61,20 @@ class Ledger:
             planned.drain_seconds = seconds
 
     def retire(self, replica: Replica, seconds: int) -> None:
-        """Remove a replica: drain it if it can carry traffic, else drop it at once.
+        """Remove a replica: drain it if it may have requests in flight, else drop it at once.
 
-        A replica whose status cannot be read is kept as it is: unknown data is
-        never a reason to delete.
+        It may when it is Available, or Ready and carried by an observed route
+        whatever its health: an Unhealthy replica routed a moment ago still
+        streams the responses it started (docs/rollout.md#draining). A replica
+        that is not Ready carries no traffic and is dropped (its key leaves
+        desired state). One whose status cannot be read is kept as it is:
+        unknown data is never a reason to delete.
         """
         if replica.observed.malformed and not replica.draining:
             self.keep(replica)
-        elif replica.draining or replica.available:
+        elif (replica.draining or replica.available
+              or (replica.observed_ready and replica.backend_name in self.routed)):
             self.drain(replica, seconds)
-        # not Available: carries no traffic, dropped (its key leaves desired state)
 
     def reclaim(self, replica: Replica) -> None:
         planned = self.keep(replica)
