@@ -17,6 +17,7 @@ class Lifecycle(enum.Enum):
     PROVISIONING = "Provisioning"
     RUNNING = "Running"
     FAILED = "Failed"
+    UNSCHEDULABLE = "Unschedulable"  # waits for an accelerator: holds none
 
 
 class Health(enum.Enum):
@@ -29,6 +30,7 @@ class Health(enum.Enum):
 # The members, as module globals: in Python 3.11 reading `Lifecycle.RUNNING` off
 # the class costs as much as a dict lookup, and classify compares several per replica.
 _PROVISIONING, _RUNNING, _FAILED = Lifecycle.PROVISIONING, Lifecycle.RUNNING, Lifecycle.FAILED
+_UNSCHEDULABLE = Lifecycle.UNSCHEDULABLE
 _NOT_CHECKED, _HEALTHY, _UNHEALTHY, _DEGRADED = (
     Health.NOT_CHECKED, Health.HEALTHY, Health.UNHEALTHY, Health.DEGRADED)
 
@@ -72,10 +74,13 @@ class Replica:
     next_change: datetime | None  # when time alone will change this classification
 
     def removal_rank(self) -> tuple[int, int]:
-        """Sort key for removal: Failed, Provisioning, then Running by health; newest first."""
+        """Sort key for removal: Unschedulable, Failed, Provisioning, Running by health; newest
+        first (docs/rollout.md#replica-states)."""
         lifecycle = self.lifecycle
         if lifecycle is _FAILED:
             rank = 0
+        elif lifecycle is _UNSCHEDULABLE:
+            rank = -1
         elif lifecycle is _PROVISIONING:
             rank = 1
         else:
@@ -134,13 +139,22 @@ class Classifier:
         elif observed.malformed:
             # Unreadable status says nothing about the replica: never time it out for that.
             lifecycle = _PROVISIONING
+        elif (scheduled := observed.scheduled) is not None and scheduled.status == "False":
+            # No accelerator yet, so its warm-up budget has not started: never Failed for
+            # waiting (docs/rollout.md#capacity-shortage).
+            lifecycle = _UNSCHEDULABLE
         else:
-            # Counted from the later of creation and the last Ready transition, so a
-            # replica that lost readiness gets a fresh warm-up budget before it is Failed.
+            # Counted from the latest of creation, the last Ready transition and the
+            # Scheduled transition: a replica that lost readiness gets a fresh warm-up
+            # budget before it is Failed, and one that waited for an accelerator gets
+            # its whole budget from when it was scheduled.
             since = born
             if (ready is not None and ready.last_transition_time
                     and ready.last_transition_time > since):
                 since = ready.last_transition_time
+            if (scheduled is not None and scheduled.last_transition_time
+                    and scheduled.last_transition_time > since):
+                since = scheduled.last_transition_time
             deadline = since + self.warmup
             if now >= deadline:
                 lifecycle = _FAILED

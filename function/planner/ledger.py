@@ -17,6 +17,7 @@ from function import naming
 from function import rollout as arithmetic
 from function.classify import Classifier, Health, Lifecycle, Replica
 from function.observe import Observed
+from function.planner import capacity
 from function.planner.types import PlannedReplica, RevisionInfo, Rollout
 from function.spec import Spec
 
@@ -33,6 +34,10 @@ class Ledger:
     xr_name: str
     taken: dict[str, set[int]] = field(default_factory=dict)  # indices observed, by revision
     kept: dict[str, PlannedReplica] = field(default_factory=dict)
+    # Backend names an observed route (main or preview) carries: requests in flight.
+    routed: frozenset[str] = frozenset()
+    # The old replica drained beyond the availability rule to free an accelerator, if any.
+    traded: Replica | None = None
 
     def keep(self, replica: Replica) -> PlannedReplica:
         observed = replica.observed
@@ -59,16 +64,20 @@ class Ledger:
             planned.drain_seconds = seconds
 
     def retire(self, replica: Replica, seconds: int) -> None:
-        """Remove a replica: drain it if it can carry traffic, else drop it at once.
+        """Remove a replica: drain it if it may have requests in flight, else drop it at once.
 
-        A replica whose status cannot be read is kept as it is: unknown data is
-        never a reason to delete.
+        It may when it is Available, or Ready and carried by an observed route
+        whatever its health: an Unhealthy replica routed a moment ago still
+        streams the responses it started (docs/rollout.md#draining). A replica
+        that is not Ready carries no traffic and is dropped (its key leaves
+        desired state). One whose status cannot be read is kept as it is:
+        unknown data is never a reason to delete.
         """
         if replica.observed.malformed and not replica.draining:
             self.keep(replica)
-        elif replica.draining or replica.available:
+        elif (replica.draining or replica.available
+              or (replica.observed_ready and replica.backend_name in self.routed)):
             self.drain(replica, seconds)
-        # not Available: carries no traffic, dropped (its key leaves desired state)
 
     def reclaim(self, replica: Replica) -> None:
         planned = self.keep(replica)
@@ -93,8 +102,12 @@ def plan_replicas(ledger: Ledger, rollout: Rollout, strategy: Strategy) -> None:
     retires: the revision that just failed goes at once; under a strategy that
     holds old capacity, old replicas that serve and that the observed main
     route carries drain only as the wanted revisions' serving capacity allows
-    (serving_to_drain); any other retires at once. A Serving orphan that the
-    route does not carry takes no traffic and is never newly routed.
+    (serving_to_drain), and under a capacity shortage one more may go to free
+    its accelerator (capacity.headroom_to_trade); any other retires at once. A
+    Serving orphan that the route does not carry takes no traffic and is never
+    newly routed. New replicas are created within the strategy's capacity
+    limit, counting every replica that holds an accelerator (not Unschedulable
+    ones).
     """
     spec, state, n = rollout.spec, rollout.state, rollout.n
     wanted = strategy.targets(rollout)
@@ -125,17 +138,24 @@ def plan_replicas(ledger: Ledger, rollout: Rollout, strategy: Strategy) -> None:
                 gated.append(replica)
     allowed = arithmetic.serving_to_drain(serving_old=len(gated), serving_new=new_serving,
                                           replicas=n, unavailable=rollout.unavailable)
+    # Under a capacity shortage, one more may go to free its accelerator.
+    traded = capacity.headroom_to_trade(ledger, rollout, strategy, len(gated), new_serving)
     current = state.current
     gated.sort(key=lambda r: (r.revision == current, r.removal_rank()))
     for position, replica in enumerate(gated):
-        if position < allowed:
+        if position < allowed + traded:
             ledger.drain(replica, spec.drain_seconds)
+            if position >= allowed:
+                ledger.traded = replica
         else:
             ledger.keep(replica)
 
     expire_drains(ledger)
 
-    total = len(ledger.kept)
+    # Unschedulable replicas hold no accelerator: not part of the total maxSurge bounds.
+    unschedulable = Lifecycle.UNSCHEDULABLE
+    total = sum(1 for p in ledger.kept.values()
+                if p.replica is None or p.replica.lifecycle is not unschedulable)
     for name, count in wanted.items():
         info = rollout.infos.get(name)
         if info is None or info.template is None:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from function import naming
 from function.classify import Lifecycle, Replica
 from function.observe import PriorStatus
+from function.planner import capacity
 from function.planner.types import (
     PHASE_AWAITING_PROMOTION,
     PHASE_FAILED,
@@ -129,8 +130,10 @@ def failure_message(state: RevisionState, reason: str, d_replicas: list[Replica]
     if reason == REASON_REVISION_FAILED:
         cause = failure_cause(d_replicas, xr_name)
         return f"Every replica of revision {state.deploying!r} failed{cause}"
+    waited = capacity.describe(capacity.unschedulable(d_replicas), xr_name)
     return (f"Revision {state.deploying!r} made no progress since "
-            f"{state.last_progress.isoformat() if state.last_progress else 'its start'}")
+            f"{state.last_progress.isoformat() if state.last_progress else 'its start'}"
+            + (f" ({waited})" if waited else ""))
 
 
 def failure_cause(replicas: list[Replica], xr_name: str) -> str:

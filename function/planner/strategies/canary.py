@@ -213,6 +213,13 @@ class CanaryStrategy(Defaults):
     def capacity_limit(self, rollout: Rollout, revision: str) -> int | None:
         return rollout.n + rollout.surge
 
+    def capacity_policy(self, rollout: Rollout) -> tuple[str, int] | None:
+        canary = rollout.spec.strategy.canary
+        if canary is None:  # a canary in flight whose block was removed: the rolling rules
+            return (rollout.spec.strategy.on_capacity_shortage,
+                    rollout.spec.strategy.capacity_wait_seconds)
+        return canary.on_capacity_shortage, canary.capacity_wait_seconds
+
     def done(self, rollout: Rollout, ledger: Ledger) -> bool:
         progress = rollout.progress
         if progress is not None and not progress.promoting:
