@@ -138,8 +138,15 @@ def plan_replicas(ledger: Ledger, rollout: Rollout, strategy: Strategy) -> None:
                 gated.append(replica)
     allowed = arithmetic.serving_to_drain(serving_old=len(gated), serving_new=new_serving,
                                           replicas=n, unavailable=rollout.unavailable)
-    # Under a capacity shortage, one more may go to free its accelerator.
-    traded = capacity.headroom_to_trade(ledger, rollout, strategy, len(gated), new_serving)
+    # Under a capacity shortage, one more may go to free its accelerator: an old
+    # replica that serves or, when none is left beyond its target, one that a
+    # revision shrinking gradually keeps (the canary's current revision at s(w)).
+    spare = sorted((p.replica for p in ledger.kept.values()
+                    if p.replica is not None and p.draining_since is None and p.replica.serving
+                    and strategy.drains_gradually(rollout, p.revision)),
+                   key=Replica.removal_rank)
+    traded = capacity.headroom_to_trade(ledger, rollout, strategy, len(gated) + len(spare),
+                                        new_serving - len(spare))
     current = state.current
     gated.sort(key=lambda r: (r.revision == current, r.removal_rank()))
     for position, replica in enumerate(gated):
@@ -149,6 +156,9 @@ def plan_replicas(ledger: Ledger, rollout: Rollout, strategy: Strategy) -> None:
                 ledger.traded = replica
         else:
             ledger.keep(replica)
+    if traded and len(gated) < allowed + traded and spare:
+        ledger.drain(spare[0], spec.drain_seconds)
+        ledger.traded = spare[0]
 
     expire_drains(ledger)
 

@@ -45,7 +45,16 @@ from function.planner.types import (
     RevisionState,
     Rollout,
 )
-from function.spec import ANALYSIS, CANARY, PAUSE, SET_WEIGHT, Canary, CanaryStep, Spec
+from function.spec import (
+    ANALYSIS,
+    CANARY,
+    PAUSE,
+    REPLACE,
+    SET_WEIGHT,
+    Canary,
+    CanaryStep,
+    Spec,
+)
 
 NO_STEPS = Canary(steps=())
 
@@ -157,11 +166,16 @@ class CanaryStrategy(Defaults):
         if step.kind == SET_WEIGHT:
             canary, current = self.replica_targets(rollout, progress)
             serving = sum(1 for r in deploying if r.serving and not r.draining)
-            kept = sum(1 for r in rollout.replicas_of(rollout.state.current) if not r.draining)
+            current_replicas = rollout.replicas_of(rollout.state.current)
+            kept = sum(1 for r in current_replicas if not r.draining)
+            current_serving = sum(1 for r in current_replicas if r.serving and not r.draining)
             prior = rollout.prior.canary
             routed = prior.weight if prior is not None and prior.weight is not None else 0
-            # With N = 0 there is nothing to route: the step is done at its targets.
-            carried = routed == progress.weight or rollout.n == 0
+            # The route carries w, or as much as it can: with no current replica
+            # left to route the canary carries everything, and with N = 0 there
+            # is nothing to route at all.
+            carried = (routed == progress.weight or rollout.n == 0
+                       or (current_serving == 0 and routed == 100))
             return serving >= canary and kept <= current and carried
         if step.kind == PAUSE:
             if step.duration_seconds is None:
@@ -196,7 +210,21 @@ class CanaryStrategy(Defaults):
         if progress.promoting:
             return n, 0
         canary, current = arithmetic.canary_targets(n, progress.weight)
-        return canary, max(0, min(current, n + rollout.surge - canary))
+        current = min(current, n + rollout.surge - canary)
+        policy = self.capacity_policy(rollout)
+        if policy is not None and policy[0] == REPLACE:
+            # Under onCapacityShortage Replace the current revision never grows
+            # back during a canary, but to replace a failed replica: a replica
+            # traded for an accelerator is not reclaimed, nor re-created to wait
+            # for the accelerator the canary took.
+            holding = failed = 0
+            for replica in rollout.replicas_of(rollout.state.current):
+                if replica.lifecycle is Lifecycle.FAILED:
+                    failed += 1
+                elif not replica.draining and replica.lifecycle is not Lifecycle.UNSCHEDULABLE:
+                    holding += 1
+            current = min(current, holding + failed)
+        return canary, max(0, current)
 
     def targets(self, rollout: Rollout) -> dict[str, int]:
         state, progress = rollout.state, rollout.progress
