@@ -14,6 +14,8 @@ from function.spec import DEFAULT_WARMUP_SECONDS, HealthCheck, Spec
 
 
 class Lifecycle(enum.Enum):
+    """Where a replica is in its life (docs/rollout.md#replica-states)."""
+
     PROVISIONING = "Provisioning"
     RUNNING = "Running"
     FAILED = "Failed"
@@ -21,6 +23,8 @@ class Lifecycle(enum.Enum):
 
 
 class Health(enum.Enum):
+    """What the replica's prober says, meaningful only while it runs."""
+
     NOT_CHECKED = "NotChecked"
     HEALTHY = "Healthy"
     UNHEALTHY = "Unhealthy"
@@ -89,10 +93,15 @@ class Replica:
 
 
 def warmup_budget(health_check: HealthCheck | None) -> int:
+    """Seconds a replica may take to become Ready: initialDelaySeconds, else 600."""
     return DEFAULT_WARMUP_SECONDS if health_check is None else health_check.initial_delay_seconds
 
 
 def stale_after(spec: Spec, health_check: HealthCheck | None) -> int:
+    """Seconds after which health data is stale: max(statusTTLSeconds, 3 * interval).
+
+    statusTTLSeconds 120, intervalSeconds 10 -> 120; intervalSeconds 60 -> 180.
+    """
     interval = health_check.interval_seconds if health_check else 10
     return max(spec.health_policy.status_ttl_seconds, 3 * interval)
 
@@ -125,6 +134,7 @@ class Classifier:
         self.watch_stale = "Degraded" in spec.health_policy.cleanup_target_statuses
 
     def classify(self, observed: ObservedReplica, endpoint: ObservedEndpoint | None) -> Replica:
+        """One replica's lifecycle, health, Available and Serving at this call's `now`."""
         now = self.now
         born = observed.created or observed.desired_since or now
         ready = observed.ready
@@ -192,6 +202,11 @@ class Classifier:
         )
 
     def health(self, observed: ObservedReplica, changes: list[datetime]) -> Health:
+        """Healthy or Unhealthy as probed, Degraded once the probe is stale, else NotChecked.
+
+        When a stale probe matters (Degraded is cleaned up), the moment it goes
+        stale is added to `changes`, so the TTL brings the next call then.
+        """
         data = observed.health
         if data is None or data.state not in ("Healthy", "Unhealthy"):
             return _NOT_CHECKED

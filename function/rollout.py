@@ -47,6 +47,7 @@ def surge_and_unavailable(strategy: Strategy, replicas: int) -> tuple[int, int]:
 
 
 def minimum_serving(replicas: int, unavailable: int) -> int:
+    """The availability floor, N - unav, never below 0: N = 3, unav 1 -> 2."""
     return max(0, replicas - unavailable)
 
 

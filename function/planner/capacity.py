@@ -40,6 +40,7 @@ NAMED_PER_REASON = 3
 
 
 def unschedulable(replicas: Iterable[Replica]) -> list[Replica]:
+    """The replicas waiting for an accelerator."""
     return [r for r in replicas if r.lifecycle is Lifecycle.UNSCHEDULABLE]
 
 

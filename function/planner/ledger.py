@@ -40,6 +40,7 @@ class Ledger:
     traded: Replica | None = None
 
     def keep(self, replica: Replica) -> PlannedReplica:
+        """Keep an observed replica as it is (draining ones keep draining)."""
         observed = replica.observed
         planned = PlannedReplica(
             key=replica.key,
@@ -80,6 +81,7 @@ class Ledger:
             self.drain(replica, seconds)
 
     def reclaim(self, replica: Replica) -> None:
+        """Keep a draining replica that is needed again: it stops draining."""
         planned = self.keep(replica)
         planned.draining_since = None
         planned.drain_seconds = None
@@ -250,6 +252,10 @@ def keep_wanted(ledger: Ledger, spec: Spec, replicas: list[Replica], wanted: int
 
 
 def expire_drains(ledger: Ledger) -> None:
+    """Drop draining replicas whose drain delay has passed, or that stopped running.
+
+    A replica whose status cannot be read keeps draining until its delay ends.
+    """
     for key in [k for k, p in ledger.kept.items() if p.draining]:
         planned = ledger.kept[key]
         assert planned.draining_since is not None

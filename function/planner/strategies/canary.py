@@ -104,6 +104,7 @@ def weight_reached(steps: tuple[CanaryStep, ...], step: int) -> int:
 
 
 def describe(step: CanaryStep | None) -> str:
+    """A step as the Progressing message names it: `setWeight 50`, `pause 600s`, `pause`."""
     if step is None:
         return "promotion"
     if step.kind == SET_WEIGHT:
@@ -114,6 +115,8 @@ def describe(step: CanaryStep | None) -> str:
 
 
 class CanaryStrategy(Defaults):
+    """The Canary strategy (its methods implement strategies/base.py's Strategy)."""
+
     name = CANARY
     holds_old_capacity = True
 

@@ -16,6 +16,8 @@ from function.spec import ROLLING_UPDATE, Spec
 
 
 class RollingUpdate(Defaults):
+    """The RollingUpdate strategy (its methods implement strategies/base.py's Strategy)."""
+
     name = ROLLING_UPDATE
     holds_old_capacity = True
 
