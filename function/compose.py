@@ -210,6 +210,7 @@ def status(plan: Plan) -> dict[str, Any]:
         "ready": plan.counts.ready,
         "available": plan.counts.available,
         "updated": plan.counts.updated,
+        "unschedulable": plan.counts.unschedulable,
     }
     out["revisions"] = [
         {"name": row.name, "replicas": row.replicas, "available": row.available,

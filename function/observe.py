@@ -272,6 +272,8 @@ class ObservedReplica:
     drain_seconds: int | None = None
     template_hash: str | None = None
     ready: Condition | None = None
+    # status.conditions[type=Scheduled]: False while no accelerator could be found for it
+    scheduled: Condition | None = None
     health: Health | None = None
     failed: bool = False
     message: str | None = None  # status.message, read only of a Failed replica: why it failed
@@ -390,6 +392,7 @@ def _read_replica(key: str, revision: str, index: int, resource: Any) -> Observe
         drain_seconds=as_int(_int_text(_text_at(annotations, naming.ANNOTATION_DRAIN_SECONDS))),
         template_hash=as_str(_text_at(labels, naming.LABEL_TEMPLATE_HASH)),
         ready=ready,
+        scheduled=_find_condition(_at(status, "conditions"), "Scheduled"),
         health=None
         if health is None
         else Health(
@@ -483,12 +486,12 @@ def _read_regular_replica(key: str, revision: str, index: int, fields: Any) -> O
             labels = _object(metadata["labels"])
             if naming.LABEL_TEMPLATE_HASH in labels:
                 template_hash = _string(labels[naming.LABEL_TEMPLATE_HASH])
-    ready = health = url = message = metrics = None
+    ready = scheduled = health = url = message = metrics = None
     failed = False
     if "status" in fields:
         status = _object(fields["status"])
         if "conditions" in status:
-            ready = _regular_condition(_regular_list(status["conditions"]), "Ready")
+            ready, scheduled = _regular_conditions(_regular_list(status["conditions"]))
         if "health" in status:
             health = _regular_health(_object(status["health"]))
         if "address" in status:
@@ -511,6 +514,7 @@ def _read_regular_replica(key: str, revision: str, index: int, fields: Any) -> O
         drain_seconds=drain_seconds,
         template_hash=template_hash,
         ready=ready,
+        scheduled=scheduled,
         health=health,
         failed=failed,
         message=message,
@@ -521,22 +525,30 @@ def _read_regular_replica(key: str, revision: str, index: int, fields: Any) -> O
     )
 
 
-def _regular_condition(entries: Any, kind: str) -> Condition | None:
-    """The first condition of type kind in a list of usual conditions."""
-    found = None
+def _regular_conditions(entries: Any) -> tuple[Condition | None, Condition | None]:
+    """The first Ready and the first Scheduled condition in a list of usual conditions."""
+    ready = scheduled = None
     for entry in entries:
         fields = _object(entry)
         named = _string(fields["type"]) if "type" in fields else None
         status = _string(fields["status"]) if "status" in fields else None
-        if found is None and named == kind:
-            found = Condition(
-                status=status,
-                reason=_string(fields["reason"]) if "reason" in fields else None,
-                message=_string(fields["message"]) if "message" in fields else None,
-                last_transition_time=as_time(_string(fields["lastTransitionTime"]))
-                if "lastTransitionTime" in fields else None,
-            )
-    return found
+        if named == "Ready":
+            if ready is None:
+                ready = _regular_condition(fields, status)
+        elif named == "Scheduled" and scheduled is None:
+            scheduled = _regular_condition(fields, status)
+    return ready, scheduled
+
+
+def _regular_condition(fields: Any, status: str | None) -> Condition:
+    """The usual condition in fields, whose status was read already."""
+    return Condition(
+        status=status,
+        reason=_string(fields["reason"]) if "reason" in fields else None,
+        message=_string(fields["message"]) if "message" in fields else None,
+        last_transition_time=as_time(_string(fields["lastTransitionTime"]))
+        if "lastTransitionTime" in fields else None,
+    )
 
 
 def _regular_health(fields: Any) -> Health:

@@ -113,3 +113,21 @@ def test_status_lost_during_a_broken_first_deploy_reports_the_failure():
     world.run_until(lambda w: w.status.get("phase") == "Failed", check=invariants.check)
     assert "currentRevision" not in world.status
     assert any("failed" in m for s in world.history for m in results(s))
+
+
+def test_a_failing_first_deploy_keeps_the_reason_it_was_reported_with():
+    # Never Ready for the deadline, then replacements that fail to start: one
+    # failure, reported once, with one reason throughout.
+    spec = deployment(2, ("v1",), progressDeadlineSeconds=60)
+    spec["revisions"][0]["healthCheck"]["initialDelaySeconds"] = 30
+    world = World(spec=spec, fate_for=lambda rev, i: Fate(warmup=40, start_failure=True))
+    world.run_until(lambda w: w.status.get("phase") == "Failed", check=invariants.check)
+    reasons = set()
+    for _ in range(40):
+        step = world.step()
+        invariants.check(world, step)
+        assert step.status["phase"] == "Failed"
+        reasons.add(next(c for c in step.response.conditions if c.type == "Progressing").reason)
+    assert len(reasons) == 1, reasons
+    warnings = [m for s in world.history for m in results(s) if "failed" in m or "progress" in m]
+    assert len(warnings) == 1, warnings

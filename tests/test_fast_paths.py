@@ -166,6 +166,18 @@ def test_replicas_that_fail_crash_turn_unhealthy_or_go_stale_replayed():
         world.step(15)
 
 
+def test_a_rollout_on_a_pool_with_no_spare_accelerator_replayed():
+    strategy = rolling(1, 0)
+    strategy["rollingUpdate"].update(onCapacityShortage="Replace", capacityWaitSeconds=30)
+    world = replay(World(spec=deployment(3, ("v1", "v2"), active="v1", strategy=strategy),
+                         gpus=3, fate_for=lambda revision, index: Fate(warmup=40)))
+    world.run_until(stable_on("v1"))
+    world.spec["activeRevision"] = "v2"
+    world.run_until(stable_on("v2"))
+    assert any(world.history[i].status["replicas"]["unschedulable"]
+               for i in range(len(world.history)))
+
+
 def test_a_revision_removed_from_the_spec_keeps_its_replicas_spec():
     world = replay(World(spec=deployment(3, ("v1", "v2"), active="v1")))
     world.run_until(stable_on("v1"))
@@ -273,6 +285,8 @@ def good_replica() -> dict[str, Any]:
         "status": {
             "conditions": [{"type": "Synced", "status": "True"},
                            {"type": "Ready", "status": "True", "reason": "Up", "message": "ok",
+                            "lastTransitionTime": ts(T0)},
+                           {"type": "Scheduled", "status": "True", "reason": "Bound",
                             "lastTransitionTime": ts(T0)}],
             "health": {"state": "Healthy", "lastProbeTime": ts(T0), "consecutiveFailures": 0},
             "phase": "Running",
@@ -296,7 +310,10 @@ PATHS = [
     ("status",), ("status", "conditions"), ("status", "conditions", 0),
     ("status", "conditions", 1), ("status", "conditions", 1, "type"),
     ("status", "conditions", 1, "status"), ("status", "conditions", 1, "reason"),
-    ("status", "conditions", 1, "lastTransitionTime"), ("status", "health"),
+    ("status", "conditions", 1, "lastTransitionTime"), ("status", "conditions", 2),
+    ("status", "conditions", 2, "type"), ("status", "conditions", 2, "status"),
+    ("status", "conditions", 2, "reason"), ("status", "conditions", 2, "lastTransitionTime"),
+    ("status", "health"),
     ("status", "health", "state"), ("status", "health", "lastProbeTime"),
     ("status", "health", "consecutiveFailures"), ("status", "phase"), ("status", "message"),
     ("status", "address"), ("status", "address", "url"), ("status", "metrics"),
@@ -317,6 +334,7 @@ def put(body: Any, path: tuple, value: Any) -> None:
 def test_a_wrong_type_anywhere_in_a_replica_reads_as_it_does_from_a_dict(path):
     good = same_replica(good_replica())
     assert good.ready is not None and good.ready.reason == "Up" and good.health is not None
+    assert good.scheduled is not None and good.scheduled.reason == "Bound"
     assert not good.malformed and good.drain_seconds == 30 and good.url
     assert read_metrics(good.raw_metrics) is not None
     for value in WRONG:

@@ -6,6 +6,13 @@ function, applies the response as Crossplane would (nothing at all on a Fatal
 result; otherwise create, update and delete composed resources by key and
 persist the XR status and conditions), then advances the clock and lets the
 platform move replicas through their lives according to each replica's fate.
+
+Accelerators: with `gpus` set, the platform has that many. A replica takes one
+when one is free, oldest first, and holds it until it is deleted (draining
+too); until then it publishes `Scheduled=False` (reason InsufficientCapacity)
+and does not start warming up. `gpus` may change between steps (capacity
+freed or taken elsewhere in the cluster). With `gpus` None (the default) every
+replica is scheduled at once and no Scheduled condition is published.
 """
 
 from __future__ import annotations
@@ -83,6 +90,7 @@ class Lived:
     fate: Fate
     ready_at: datetime | None = None
     lost_at: datetime | None = None
+    scheduled_at: datetime | None = None  # when it got an accelerator; warm-up starts then
 
 
 @dataclass
@@ -111,6 +119,7 @@ class World:
     history: list[Step] = field(default_factory=list)
     call: Callable[[fnv1.RunFunctionRequest, datetime], fnv1.RunFunctionResponse] | None = None
     route_accept_lag: float = 0.0
+    gpus: int | None = None  # accelerators in the pool; None: as many as asked for
 
     # --- the request ------------------------------------------------------------------
 
@@ -176,6 +185,7 @@ class World:
                 parsed = naming.parse_replica_key(key)
                 if parsed is not None:
                     self.lives[key] = Lived(created=self.now, fate=self.fate_for(*parsed))
+        self.schedule()
         conditions = [
             {
                 "type": c.type,
@@ -190,8 +200,27 @@ class World:
 
     # --- the platform -----------------------------------------------------------------
 
+    def schedule(self) -> None:
+        """Hand free accelerators to waiting replicas, oldest first (then by key)."""
+        waiting = [(lived.created, key) for key, lived in self.lives.items()
+                   if lived.scheduled_at is None]
+        if self.gpus is not None:
+            free = self.gpus - sum(1 for lived in self.lives.values()
+                                   if lived.scheduled_at is not None)
+            waiting = sorted(waiting)[:max(0, free)]
+        for _, key in waiting:
+            self.lives[key].scheduled_at = self.now
+
+    def gpus_held(self) -> int:
+        return sum(1 for lived in self.lives.values() if lived.scheduled_at is not None)
+
+    def unschedulable(self) -> list[str]:
+        """Replicas waiting for an accelerator, by key."""
+        return sorted(key for key, lived in self.lives.items() if lived.scheduled_at is None)
+
     def advance(self, dt: float) -> None:
         self.now += timedelta(seconds=dt)
+        self.schedule()
         routed = self.routed_backends()
         for key, body in self.composed.items():
             if key in self.lives:
@@ -208,17 +237,33 @@ class World:
                         {"type": "Accepted", "status": "True"}]}]}
 
     def live(self, key: str, body: dict[str, Any], lived: Lived) -> None:
-        fate, now = lived.fate, self.now
         status = body.setdefault("status", {})
-        warm_done = now >= lived.created + timedelta(seconds=fate.warmup)
+        if lived.scheduled_at is None:
+            status["conditions"] = [
+                {"type": "Ready", "status": "False", "lastTransitionTime": ts(lived.created)},
+                {"type": "Scheduled", "status": "False", "reason": "InsufficientCapacity",
+                 "message": "0/8 nodes have a free nvidia.com/gpu",
+                 "lastTransitionTime": ts(lived.created)}]
+            return
+        self.run_replica(status, key, lived)
+        if self.gpus is not None:
+            status["conditions"] = [c for c in status["conditions"] if c["type"] != "Scheduled"]
+            status["conditions"].append({"type": "Scheduled", "status": "True",
+                                         "lastTransitionTime": ts(lived.scheduled_at)})
+
+    def run_replica(self, status: dict[str, Any], key: str, lived: Lived) -> None:
+        """A scheduled replica's life: warm-up from when it was scheduled, then its fate."""
+        fate, now = lived.fate, self.now
+        assert lived.scheduled_at is not None
+        warm_done = now >= lived.scheduled_at + timedelta(seconds=fate.warmup)
         if fate.start_failure and warm_done:
             status.update({"phase": "Failed", "message": "engine exited: CUDA out of memory",
                            "conditions": [{"type": "Ready", "status": "False",
                                            "lastTransitionTime": ts(now)}]})
             return
         if fate.never_ready or not warm_done:
-            status.setdefault("conditions", [{"type": "Ready", "status": "False",
-                                              "lastTransitionTime": ts(lived.created)}])
+            status["conditions"] = [{"type": "Ready", "status": "False",
+                                     "lastTransitionTime": ts(lived.created)}]
             return
         if lived.ready_at is None:
             lived.ready_at = now

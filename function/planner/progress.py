@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from function import naming
 from function.classify import Lifecycle, Replica
 from function.observe import PriorStatus
-from function.planner import analysis_gate
+from function.planner import analysis_gate, capacity
 from function.planner.types import (
     PHASE_AWAITING_PROMOTION,
     PHASE_FAILED,
@@ -56,8 +56,11 @@ def judge_progress(rollout: Rollout, strategy: Strategy) -> Gate:
         return strategy.pass_gate(rollout, d_replicas)
     if sum(1 for r in d_replicas if r.serving) >= rollout.n:
         return Gate()  # serves in full and completes: a late call is no reason to roll back
-    failure = (rollout_failure(spec, state, d_replicas, rollout.now)
-               or first_deploy_still_failing(rollout.prior, state, d_replicas, rollout.infos))
+    # A first deploy that is already failing keeps the reason it was reported
+    # with: its replacements failing again, or the deadline still passed, is the
+    # same failure, not a new one.
+    failure = (first_deploy_still_failing(rollout.prior, state, d_replicas, rollout.infos)
+               or rollout_failure(spec, state, d_replicas, rollout.now))
     if failure is None:
         assert state.last_progress is not None  # set by track_progress
         return Gate(timers=(state.last_progress
@@ -133,8 +136,10 @@ def failure_message(state: RevisionState, reason: str, d_replicas: list[Replica]
     if reason == REASON_REVISION_FAILED:
         cause = failure_cause(d_replicas, xr_name)
         return f"Every replica of revision {state.deploying!r} failed{cause}"
+    waited = capacity.describe(capacity.unschedulable(d_replicas), xr_name)
     return (f"Revision {state.deploying!r} made no progress since "
-            f"{state.last_progress.isoformat() if state.last_progress else 'its start'}")
+            f"{state.last_progress.isoformat() if state.last_progress else 'its start'}"
+            + (f" ({waited})" if waited else ""))
 
 
 def failure_cause(replicas: list[Replica], xr_name: str) -> str:

@@ -122,10 +122,11 @@ class RevisionRow:
 @dataclass(frozen=True)
 class ReplicaCounts:
     desired: int
-    total: int
+    total: int  # replicas that hold an accelerator: every planned one but Unschedulable ones
     ready: int
     available: int
     updated: int
+    unschedulable: int = 0  # planned replicas waiting for an accelerator
 
 
 @dataclass(frozen=True)

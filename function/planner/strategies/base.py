@@ -13,6 +13,8 @@ dispatches once to rollout/canary.go or rollout/bluegreen.go:
   revision sheds replicas beyond its target gradually (drains_gradually: only
   as the availability rule allows, as the canary's current revision does);
 - capacity_limit: how many replicas may hold capacity before a revision grows;
+- capacity_policy: what a capacity shortage of the deploying revision does
+  (onCapacityShortage and capacityWaitSeconds), or None: it waits;
 - holds_old_capacity: whether old replicas that serve stay routed and drain
   only as the availability rule allows (else they retire at once);
 - on_main_route: which revisions the main route may carry;
@@ -72,6 +74,12 @@ class Strategy(Protocol):
 
     def capacity_limit(self, rollout: Rollout, revision: str) -> int | None:
         """How many replicas may hold capacity before `revision` grows (None: no limit)."""
+        ...
+
+    def capacity_policy(self, rollout: Rollout) -> tuple[str, int] | None:
+        """(onCapacityShortage, capacityWaitSeconds) for a deploying revision whose replicas
+        wait for an accelerator; None when the strategy never trades a serving replica
+        for one (docs/rollout.md#capacity-shortage)."""
         ...
 
     def on_main_route(self, state: RevisionState, revision: str) -> bool:

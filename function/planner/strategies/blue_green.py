@@ -103,6 +103,11 @@ class BlueGreen(Defaults):
             return 2 * rollout.n
         return None
 
+    def capacity_policy(self, rollout: Rollout) -> tuple[str, int] | None:
+        """None: green needs N accelerators beside blue's N; under a shortage it waits,
+        and the progress deadline rolls back if none appear."""
+        return None
+
     def on_main_route(self, state: RevisionState, revision: str) -> bool:
         return revision == state.current
 

@@ -45,7 +45,16 @@ from function.planner.types import (
     RevisionState,
     Rollout,
 )
-from function.spec import ANALYSIS, CANARY, PAUSE, SET_WEIGHT, Canary, CanaryStep, Spec
+from function.spec import (
+    ANALYSIS,
+    CANARY,
+    PAUSE,
+    REPLACE,
+    SET_WEIGHT,
+    Canary,
+    CanaryStep,
+    Spec,
+)
 
 NO_STEPS = Canary(steps=())
 
@@ -95,6 +104,7 @@ def weight_reached(steps: tuple[CanaryStep, ...], step: int) -> int:
 
 
 def describe(step: CanaryStep | None) -> str:
+    """A step as the Progressing message names it: `setWeight 50`, `pause 600s`, `pause`."""
     if step is None:
         return "promotion"
     if step.kind == SET_WEIGHT:
@@ -105,6 +115,8 @@ def describe(step: CanaryStep | None) -> str:
 
 
 class CanaryStrategy(Defaults):
+    """The Canary strategy (its methods implement strategies/base.py's Strategy)."""
+
     name = CANARY
     holds_old_capacity = True
 
@@ -157,11 +169,16 @@ class CanaryStrategy(Defaults):
         if step.kind == SET_WEIGHT:
             canary, current = self.replica_targets(rollout, progress)
             serving = sum(1 for r in deploying if r.serving and not r.draining)
-            kept = sum(1 for r in rollout.replicas_of(rollout.state.current) if not r.draining)
+            current_replicas = rollout.replicas_of(rollout.state.current)
+            kept = sum(1 for r in current_replicas if not r.draining)
+            current_serving = sum(1 for r in current_replicas if r.serving and not r.draining)
             prior = rollout.prior.canary
             routed = prior.weight if prior is not None and prior.weight is not None else 0
-            # With N = 0 there is nothing to route: the step is done at its targets.
-            carried = routed == progress.weight or rollout.n == 0
+            # The route carries w, or as much as it can: with no current replica
+            # left to route the canary carries everything, and with N = 0 there
+            # is nothing to route at all.
+            carried = (routed == progress.weight or rollout.n == 0
+                       or (current_serving == 0 and routed == 100))
             return serving >= canary and kept <= current and carried
         if step.kind == PAUSE:
             if step.duration_seconds is None:
@@ -196,7 +213,21 @@ class CanaryStrategy(Defaults):
         if progress.promoting:
             return n, 0
         canary, current = arithmetic.canary_targets(n, progress.weight)
-        return canary, max(0, min(current, n + rollout.surge - canary))
+        current = min(current, n + rollout.surge - canary)
+        policy = self.capacity_policy(rollout)
+        if policy is not None and policy[0] == REPLACE:
+            # Under onCapacityShortage Replace the current revision never grows
+            # back during a canary, but to replace a failed replica: a replica
+            # traded for an accelerator is not reclaimed, nor re-created to wait
+            # for the accelerator the canary took.
+            holding = failed = 0
+            for replica in rollout.replicas_of(rollout.state.current):
+                if replica.lifecycle is Lifecycle.FAILED:
+                    failed += 1
+                elif not replica.draining and replica.lifecycle is not Lifecycle.UNSCHEDULABLE:
+                    holding += 1
+            current = min(current, holding + failed)
+        return canary, max(0, current)
 
     def targets(self, rollout: Rollout) -> dict[str, int]:
         state, progress = rollout.state, rollout.progress
@@ -212,6 +243,13 @@ class CanaryStrategy(Defaults):
 
     def capacity_limit(self, rollout: Rollout, revision: str) -> int | None:
         return rollout.n + rollout.surge
+
+    def capacity_policy(self, rollout: Rollout) -> tuple[str, int] | None:
+        canary = rollout.spec.strategy.canary
+        if canary is None:  # a canary in flight whose block was removed: the rolling rules
+            return (rollout.spec.strategy.on_capacity_shortage,
+                    rollout.spec.strategy.capacity_wait_seconds)
+        return canary.on_capacity_shortage, canary.capacity_wait_seconds
 
     def done(self, rollout: Rollout, ledger: Ledger) -> bool:
         progress = rollout.progress
