@@ -31,8 +31,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from function import rollout as arithmetic
+from function.analysis import Verdict
 from function.classify import Lifecycle, Replica
 from function.observe import format_time
+from function.planner import analysis_gate
 from function.planner.ledger import Ledger, fully_rolled_out
 from function.planner.strategies.base import Defaults
 from function.planner.types import (
@@ -143,6 +145,8 @@ class CanaryStrategy(Defaults):
             progress.step_start = rollout.now
             progress.weight = weight_reached(progress.steps, progress.step)
             state.last_progress = rollout.now
+        if state.deploying is None:  # rolled back by the analysis gate in an analysis step
+            return False
         if deploying and all(r.lifecycle is Lifecycle.FAILED for r in deploying):
             return False
         step = progress.in_force
@@ -184,10 +188,27 @@ class CanaryStrategy(Defaults):
             if step.duration_seconds is None:
                 return rollout.spec.promote == rollout.state.deploying
             return now >= progress.step_start + timedelta(seconds=step.duration_seconds)
-        # analysis: held for its duration, then judged by the SLO gate
+        # analysis: held for its duration, then done on a Pass (an Inconclusive
+        # verdict waits for approval; approval never overrides a Fail).
         if now < progress.step_start + timedelta(seconds=step.duration_seconds or 0):
             return False
-        return rollout.spec.promote == rollout.state.deploying
+        approved = rollout.spec.promote == rollout.state.deploying
+        outcome = analysis_gate.evaluate(rollout)
+        if outcome is None:  # the rollout in flight lost its strategy.analysis: approval
+            return approved
+        if outcome.rolled_back:
+            return False
+        return outcome.verdict is Verdict.PASS or (
+            outcome.verdict is Verdict.INCONCLUSIVE and approved)
+
+    def analysis_on(self, rollout: Rollout, deploying: list[Replica]) -> bool:
+        """From the first analysis step on (the promotion included), every call judges."""
+        progress: CanaryProgress | None = rollout.progress
+        if progress is None:
+            return False
+        first = next((i for i, step in enumerate(progress.steps) if step.kind == ANALYSIS),
+                     None)
+        return first is not None and progress.step >= first
 
     def pass_gate(self, rollout: Rollout, deploying: list[Replica]) -> Gate:
         progress: CanaryProgress = rollout.progress
@@ -196,9 +217,12 @@ class CanaryStrategy(Defaults):
         if step.kind == PAUSE and step.duration_seconds is None:
             return Gate(awaiting=True)
         ends = progress.step_start + timedelta(seconds=step.duration_seconds or 0)
-        if step.kind == ANALYSIS and rollout.now >= ends:
-            return Gate(awaiting=True)  # judged inconclusive: waits for approval
-        return Gate(timers=(ends,))
+        if rollout.now < ends:
+            return Gate(timers=(ends,))
+        # An analysis step past its duration and not done: Inconclusive waits for
+        # approval; a Fail waits out its tolerance (its end is the gate's timer).
+        outcome = analysis_gate.evaluate(rollout)
+        return Gate(awaiting=outcome is None or outcome.verdict is Verdict.INCONCLUSIVE)
 
     # --- replicas -----------------------------------------------------------------------
 
@@ -310,12 +334,19 @@ class CanaryStrategy(Defaults):
         step = progress.in_force
         assert step is not None
         position = f"step {progress.step}/{len(progress.steps)} {describe(step)}"
+        outcome = rollout.analysis
+        analysis = rollout.spec.strategy.analysis
+        judged = ""
+        if outcome is not None and analysis is not None and state.deploying is not None:
+            reason, judged = analysis_gate.waiting(outcome, state.deploying,
+                                                   analysis.failure_tolerance_seconds)
+            if awaiting and reason is not None:
+                return reason, f"{position}: {where}; {judged}"
+            judged = f"; {judged}"
         if awaiting:
-            wait = ("the analysis was inconclusive" if step.kind == ANALYSIS
-                    else "awaiting approval")
-            return (REASON_AWAITING_PROMOTION,
-                    f"{position}: {where}; {wait}: set spec.promote to {state.deploying!r}")
-        return REASON_CANARY_STEP, f"{position}: {where}"
+            return (REASON_AWAITING_PROMOTION, f"{position}: {where}; awaiting approval: set "
+                    f"spec.promote to {state.deploying!r}")
+        return REASON_CANARY_STEP, f"{position}: {where}{judged}"
 
     def status(self, rollout: Rollout) -> dict[str, Any]:
         progress: CanaryProgress | None = rollout.progress
