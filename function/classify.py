@@ -14,12 +14,17 @@ from function.spec import DEFAULT_WARMUP_SECONDS, HealthCheck, Spec
 
 
 class Lifecycle(enum.Enum):
+    """Where a replica is in its life (docs/rollout.md#replica-states)."""
+
     PROVISIONING = "Provisioning"
     RUNNING = "Running"
     FAILED = "Failed"
+    UNSCHEDULABLE = "Unschedulable"  # waits for an accelerator: holds none
 
 
 class Health(enum.Enum):
+    """What the replica's prober says, meaningful only while it runs."""
+
     NOT_CHECKED = "NotChecked"
     HEALTHY = "Healthy"
     UNHEALTHY = "Unhealthy"
@@ -29,6 +34,7 @@ class Health(enum.Enum):
 # The members, as module globals: in Python 3.11 reading `Lifecycle.RUNNING` off
 # the class costs as much as a dict lookup, and classify compares several per replica.
 _PROVISIONING, _RUNNING, _FAILED = Lifecycle.PROVISIONING, Lifecycle.RUNNING, Lifecycle.FAILED
+_UNSCHEDULABLE = Lifecycle.UNSCHEDULABLE
 _NOT_CHECKED, _HEALTHY, _UNHEALTHY, _DEGRADED = (
     Health.NOT_CHECKED, Health.HEALTHY, Health.UNHEALTHY, Health.DEGRADED)
 
@@ -72,10 +78,13 @@ class Replica:
     next_change: datetime | None  # when time alone will change this classification
 
     def removal_rank(self) -> tuple[int, int]:
-        """Sort key for removal: Failed, Provisioning, then Running by health; newest first."""
+        """Sort key for removal: Unschedulable, Failed, Provisioning, Running by health; newest
+        first (docs/rollout.md#replica-states)."""
         lifecycle = self.lifecycle
         if lifecycle is _FAILED:
             rank = 0
+        elif lifecycle is _UNSCHEDULABLE:
+            rank = -1
         elif lifecycle is _PROVISIONING:
             rank = 1
         else:
@@ -84,10 +93,15 @@ class Replica:
 
 
 def warmup_budget(health_check: HealthCheck | None) -> int:
+    """Seconds a replica may take to become Ready: initialDelaySeconds, else 600."""
     return DEFAULT_WARMUP_SECONDS if health_check is None else health_check.initial_delay_seconds
 
 
 def stale_after(spec: Spec, health_check: HealthCheck | None) -> int:
+    """Seconds after which health data is stale: max(statusTTLSeconds, 3 * interval).
+
+    statusTTLSeconds 120, intervalSeconds 10 -> 120; intervalSeconds 60 -> 180.
+    """
     interval = health_check.interval_seconds if health_check else 10
     return max(spec.health_policy.status_ttl_seconds, 3 * interval)
 
@@ -120,6 +134,7 @@ class Classifier:
         self.watch_stale = "Degraded" in spec.health_policy.cleanup_target_statuses
 
     def classify(self, observed: ObservedReplica, endpoint: ObservedEndpoint | None) -> Replica:
+        """One replica's lifecycle, health, Available and Serving at this call's `now`."""
         now = self.now
         born = observed.created or observed.desired_since or now
         ready = observed.ready
@@ -134,13 +149,22 @@ class Classifier:
         elif observed.malformed:
             # Unreadable status says nothing about the replica: never time it out for that.
             lifecycle = _PROVISIONING
+        elif (scheduled := observed.scheduled) is not None and scheduled.status == "False":
+            # No accelerator yet, so its warm-up budget has not started: never Failed for
+            # waiting (docs/rollout.md#capacity-shortage).
+            lifecycle = _UNSCHEDULABLE
         else:
-            # Counted from the later of creation and the last Ready transition, so a
-            # replica that lost readiness gets a fresh warm-up budget before it is Failed.
+            # Counted from the latest of creation, the last Ready transition and the
+            # Scheduled transition: a replica that lost readiness gets a fresh warm-up
+            # budget before it is Failed, and one that waited for an accelerator gets
+            # its whole budget from when it was scheduled.
             since = born
             if (ready is not None and ready.last_transition_time
                     and ready.last_transition_time > since):
                 since = ready.last_transition_time
+            if (scheduled is not None and scheduled.last_transition_time
+                    and scheduled.last_transition_time > since):
+                since = scheduled.last_transition_time
             deadline = since + self.warmup
             if now >= deadline:
                 lifecycle = _FAILED
@@ -178,6 +202,11 @@ class Classifier:
         )
 
     def health(self, observed: ObservedReplica, changes: list[datetime]) -> Health:
+        """Healthy or Unhealthy as probed, Degraded once the probe is stale, else NotChecked.
+
+        When a stale probe matters (Degraded is cleaned up), the moment it goes
+        stale is added to `changes`, so the TTL brings the next call then.
+        """
         data = observed.health
         if data is None or data.state not in ("Healthy", "Unhealthy"):
             return _NOT_CHECKED

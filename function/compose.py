@@ -10,7 +10,7 @@ from function import naming
 from function.observe import Observed, format_time, to_plain
 from function.planner import Backend, Plan, PlannedReplica
 from function.planner.revisions import revision_content
-from function.planner.types import HeaderRule
+from function.planner.types import AnalysisRecord, HeaderRule
 from function.spec import Input, RouteTimeouts, Spec
 
 
@@ -210,6 +210,7 @@ def status(plan: Plan) -> dict[str, Any]:
         "ready": plan.counts.ready,
         "available": plan.counts.available,
         "updated": plan.counts.updated,
+        "unschedulable": plan.counts.unschedulable,
     }
     out["revisions"] = [
         {"name": row.name, "replicas": row.replicas, "available": row.available,
@@ -217,4 +218,19 @@ def status(plan: Plan) -> dict[str, Any]:
         for row in plan.rows
     ]
     out.update(plan.extra_status)
+    if plan.analysis is not None:
+        out["analysis"] = analysis_status(plan.analysis)
+    return out
+
+
+def analysis_status(record: AnalysisRecord) -> dict[str, Any]:
+    """status.analysis; failingSince only while the gate fails.
+
+    docs/rollout.md#the-analysis-gate
+    """
+    out: dict[str, Any] = {"verdict": record.verdict, "message": record.message}
+    if record.failing_since is not None:
+        out["failingSince"] = format_time(record.failing_since)
+    if record.evaluated_time is not None:
+        out["evaluatedTime"] = format_time(record.evaluated_time)
     return out

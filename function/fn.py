@@ -20,6 +20,7 @@ from function.writer import write_composed
 Clock = Callable[[], datetime]
 
 def system_clock() -> datetime:
+    """The wall clock, in UTC: the one clock the function reads outside tests."""
     return datetime.now(UTC)
 
 
@@ -55,9 +56,11 @@ class FunctionRunner(grpcv1.FunctionRunnerServiceServicer):
     async def RunFunction(
         self, req: fnv1.RunFunctionRequest, _: grpc.aio.ServicerContext | None = None
     ) -> fnv1.RunFunctionResponse:
+        """The gRPC method: one stateless rollout decision."""
         return self.run(req)
 
     def run(self, req: fnv1.RunFunctionRequest) -> fnv1.RunFunctionResponse:
+        """The response to req; any error is one Fatal result, never a gRPC error."""
         rsp = response.to(req)
         try:
             with cyclic_gc_paused():
@@ -73,6 +76,7 @@ class FunctionRunner(grpcv1.FunctionRunnerServiceServicer):
 
 
 def respond(req: fnv1.RunFunctionRequest, rsp: fnv1.RunFunctionResponse, now: datetime) -> None:
+    """Read the request, plan at `now`, write the plan into rsp (raises InvalidSpec)."""
     xr = req.observed.composite.resource
     name = get(get(xr, "metadata"), "name")
     if not isinstance(name, str) or not name:

@@ -27,10 +27,12 @@ _ENDPOINT_KEY = re.compile(r"^endpoint-([a-z0-9](?:[-a-z0-9]*[a-z0-9])?)-(0|[1-9
 
 
 def replica_key(revision: str, index: int) -> str:
+    """The composition resource key of a replica: `replica-v2-4`."""
     return f"replica-{revision}-{index}"
 
 
 def endpoint_key(revision: str, index: int) -> str:
+    """The composition resource key of a replica's endpoint: `endpoint-v2-4`."""
     return f"endpoint-{revision}-{index}"
 
 
@@ -41,6 +43,7 @@ def parse_replica_key(key: str) -> tuple[str, int] | None:
 
 
 def parse_endpoint_key(key: str) -> tuple[str, int] | None:
+    """(revision, index) of an endpoint key this function composes, else None."""
     match = _ENDPOINT_KEY.match(key)
     return (match.group(1), int(match.group(2))) if match else None
 
@@ -58,6 +61,12 @@ def bounded(name: str, limit: int = MAX_NAME) -> str:
 
 
 def replica_name(xr_name: str, revision: str, index: int) -> str:
+    """`<xr>-<revision>-<index>`, at most 63 characters.
+
+    Past 63 the deployment part is shortened and a hash of it added, keeping
+    the revision and index readable: a 60-character XR name, revision v2,
+    index 4 -> the first 45 characters of the name, `-`, 8 hex digits, `-v2-4`.
+    """
     suffix = f"-{revision}-{index}"
     full = f"{xr_name}{suffix}"
     if len(full) <= MAX_NAME:
@@ -69,6 +78,7 @@ def replica_name(xr_name: str, revision: str, index: int) -> str:
 
 
 def preview_route_name(xr_name: str) -> str:
+    """The preview HTTPRoute's name: `<xr>-preview`, bounded like any object name."""
     return bounded(f"{xr_name}-preview", 253)
 
 

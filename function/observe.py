@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -245,6 +246,22 @@ class Health:
 
 
 @dataclass(slots=True)
+class Metrics:
+    """A replica's status.metrics: service levels over the last window_seconds.
+
+    Published by the platform's metrics adapter (docs/rollout.md#the-analysis-gate);
+    whether they are recent enough to use is the analysis gate's to judge.
+    """
+
+    window_seconds: int | None
+    observed_time: datetime | None
+    requests: int
+    errors: int
+    ttft_p95_seconds: float | None
+    itl_p95_seconds: float | None
+
+
+@dataclass(slots=True)
 class ObservedReplica:
     key: str
     revision: str
@@ -255,12 +272,17 @@ class ObservedReplica:
     drain_seconds: int | None = None
     template_hash: str | None = None
     ready: Condition | None = None
+    # status.conditions[type=Scheduled]: False while no accelerator could be found for it
+    scheduled: Condition | None = None
     health: Health | None = None
     failed: bool = False
     message: str | None = None  # status.message, read only of a Failed replica: why it failed
     url: str | None = None
     malformed: bool = False  # status present but not of the expected shape: unknown, not failed
     raw_spec: Any = None  # kept by reference; copied only for revisions missing from the spec
+    # status.metrics' fields, kept by reference and read (read_metrics) only by the
+    # analysis gate, for the few replicas it judges; None when absent or no object.
+    raw_metrics: Any = None
 
     @property
     def is_ready(self) -> bool:
@@ -298,6 +320,16 @@ class PriorCanary:
 
 
 @dataclass(frozen=True)
+class PriorAnalysis:
+    """status.analysis as written on an earlier call (docs/rollout.md#the-analysis-gate)."""
+
+    verdict: str | None
+    message: str | None
+    failing_since: datetime | None
+    evaluated_time: datetime | None
+
+
+@dataclass(frozen=True)
 class PriorStatus:
     """The rollout's memory, as the function wrote it on an earlier call."""
 
@@ -311,6 +343,7 @@ class PriorStatus:
     revisions: Mapping[str, PriorRevisionRow] = field(default_factory=dict)
     progressing: Condition | None = None
     canary: PriorCanary | None = None
+    analysis: PriorAnalysis | None = None
 
 
 @dataclass(frozen=True)
@@ -359,6 +392,7 @@ def _read_replica(key: str, revision: str, index: int, resource: Any) -> Observe
         drain_seconds=as_int(_int_text(_text_at(annotations, naming.ANNOTATION_DRAIN_SECONDS))),
         template_hash=as_str(_text_at(labels, naming.LABEL_TEMPLATE_HASH)),
         ready=ready,
+        scheduled=_find_condition(_at(status, "conditions"), "Scheduled"),
         health=None
         if health is None
         else Health(
@@ -370,6 +404,7 @@ def _read_replica(key: str, revision: str, index: int, resource: Any) -> Observe
         url=as_str(_text_at(address, "url")),
         malformed=malformed,
         raw_spec=_at(fields, "spec"),
+        raw_metrics=_map_at(status, "metrics"),
     )
 
 
@@ -451,12 +486,12 @@ def _read_regular_replica(key: str, revision: str, index: int, fields: Any) -> O
             labels = _object(metadata["labels"])
             if naming.LABEL_TEMPLATE_HASH in labels:
                 template_hash = _string(labels[naming.LABEL_TEMPLATE_HASH])
-    ready = health = url = message = None
+    ready = scheduled = health = url = message = metrics = None
     failed = False
     if "status" in fields:
         status = _object(fields["status"])
         if "conditions" in status:
-            ready = _regular_condition(_regular_list(status["conditions"]), "Ready")
+            ready, scheduled = _regular_conditions(_regular_list(status["conditions"]))
         if "health" in status:
             health = _regular_health(_object(status["health"]))
         if "address" in status:
@@ -467,6 +502,8 @@ def _read_regular_replica(key: str, revision: str, index: int, fields: Any) -> O
             failed = _string(status["phase"]) == "Failed"
             if failed and "message" in status:
                 message = _string(status["message"])
+        if "metrics" in status:
+            metrics = _object(status["metrics"])
     return ObservedReplica(
         key=key,
         revision=revision,
@@ -477,31 +514,41 @@ def _read_regular_replica(key: str, revision: str, index: int, fields: Any) -> O
         drain_seconds=drain_seconds,
         template_hash=template_hash,
         ready=ready,
+        scheduled=scheduled,
         health=health,
         failed=failed,
         message=message,
         url=url,
         malformed=False,
         raw_spec=_value(fields["spec"]) if "spec" in fields else None,
+        raw_metrics=metrics,
     )
 
 
-def _regular_condition(entries: Any, kind: str) -> Condition | None:
-    """The first condition of type kind in a list of usual conditions."""
-    found = None
+def _regular_conditions(entries: Any) -> tuple[Condition | None, Condition | None]:
+    """The first Ready and the first Scheduled condition in a list of usual conditions."""
+    ready = scheduled = None
     for entry in entries:
         fields = _object(entry)
         named = _string(fields["type"]) if "type" in fields else None
         status = _string(fields["status"]) if "status" in fields else None
-        if found is None and named == kind:
-            found = Condition(
-                status=status,
-                reason=_string(fields["reason"]) if "reason" in fields else None,
-                message=_string(fields["message"]) if "message" in fields else None,
-                last_transition_time=as_time(_string(fields["lastTransitionTime"]))
-                if "lastTransitionTime" in fields else None,
-            )
-    return found
+        if named == "Ready":
+            if ready is None:
+                ready = _regular_condition(fields, status)
+        elif named == "Scheduled" and scheduled is None:
+            scheduled = _regular_condition(fields, status)
+    return ready, scheduled
+
+
+def _regular_condition(fields: Any, status: str | None) -> Condition:
+    """The usual condition in fields, whose status was read already."""
+    return Condition(
+        status=status,
+        reason=_string(fields["reason"]) if "reason" in fields else None,
+        message=_string(fields["message"]) if "message" in fields else None,
+        last_transition_time=as_time(_string(fields["lastTransitionTime"]))
+        if "lastTransitionTime" in fields else None,
+    )
 
 
 def _regular_health(fields: Any) -> Health:
@@ -510,6 +557,96 @@ def _regular_health(fields: Any) -> Health:
         last_probe_time=as_time(_string(fields["lastProbeTime"]))
         if "lastProbeTime" in fields else None,
     )
+
+
+def read_metrics(fields: Any) -> Metrics | None:
+    """A replica's status.metrics, from the fields kept in ObservedReplica.raw_metrics.
+
+    None when there are none or they are not of the contract's shape
+    (docs/rollout.md#the-analysis-gate): `requests` and `errors` whole numbers with
+    0 <= errors <= requests, `observedTime` a timestamp, `windowSeconds` (optional)
+    a whole number >= 0, the p95s (optional) finite numbers >= 0. Unusable data,
+    never a reason to act. Example: {requests: 1520, errors: 62, observedTime:
+    "2026-11-22T10:04:30Z", ttftP95Seconds: 1.8} -> Metrics(requests=1520,
+    errors=62, ttft_p95_seconds=1.8, itl_p95_seconds=None, window_seconds=None, ...).
+    """
+    if fields is None:
+        return None
+    if type(fields) is _FIELDS:
+        with contextlib.suppress(_Irregular):
+            return _read_regular_metrics(fields)
+    requests = as_int(_at(fields, "requests"))
+    errors = as_int(_at(fields, "errors"))
+    observed = as_time(_text_at(fields, "observedTime"))
+    if requests is None or errors is None or observed is None or not 0 <= errors <= requests:
+        return None
+    window = _at(fields, "windowSeconds")
+    window_seconds = as_int(window)
+    if window is not None and (window_seconds is None or window_seconds < 0):
+        return None
+    ttft = _at(fields, "ttftP95Seconds")
+    itl = _at(fields, "itlP95Seconds")
+    if not (_seconds_or_none(ttft) and _seconds_or_none(itl)):
+        return None
+    return Metrics(window_seconds=window_seconds, observed_time=observed, requests=requests,
+                   errors=errors,
+                   ttft_p95_seconds=None if ttft is None else float(ttft),
+                   itl_p95_seconds=None if itl is None else float(itl))
+
+
+def _read_regular_metrics(fields: Any) -> Metrics | None:
+    """read_metrics of a Struct's fields of the usual shape; _Irregular when not.
+
+    Numbers are read straight from number_value (its kind looked up only when it
+    reads 0); a number out of range or of another kind is left to read_metrics'
+    careful path, so the result is the same either way.
+    """
+    if "requests" not in fields or "errors" not in fields or "observedTime" not in fields:
+        return None
+    requests = _count(fields["requests"])
+    errors = _count(fields["errors"])
+    observed = as_time(_string(fields["observedTime"]))
+    if observed is None or errors > requests:
+        return None
+    return Metrics(
+        window_seconds=_count(fields["windowSeconds"]) if "windowSeconds" in fields else None,
+        observed_time=observed,
+        requests=requests,
+        errors=errors,
+        ttft_p95_seconds=_seconds(fields["ttftP95Seconds"])
+        if "ttftP95Seconds" in fields else None,
+        itl_p95_seconds=_seconds(fields["itlP95Seconds"]) if "itlP95Seconds" in fields else None,
+    )
+
+
+def _number(value: struct_pb2.Value) -> float:
+    """A Value holding a number; anything else is irregular."""
+    number = value.number_value
+    if not number and value.WhichOneof("kind") != "number_value":
+        raise _Irregular
+    return number
+
+
+def _count(value: struct_pb2.Value) -> int:
+    """A Value holding a whole number from 0 to 2**53; anything else is irregular."""
+    number = _number(value)
+    if not 0 <= number <= 2**53 or not number.is_integer():
+        raise _Irregular
+    return int(number)
+
+
+def _seconds(value: struct_pb2.Value) -> float:
+    """A Value holding a finite number >= 0; anything else is irregular."""
+    number = _number(value)
+    if not 0 <= number < math.inf:
+        raise _Irregular
+    return number
+
+
+def _seconds_or_none(value: Any) -> bool:
+    """Whether value is absent or a finite number of seconds >= 0."""
+    return value is None or (not isinstance(value, bool) and isinstance(value, _NUMBER)
+                             and 0 <= value < math.inf)
 
 
 def _int_text(value: Any) -> int | None:
@@ -650,6 +787,19 @@ def read_prior_status(status: Any) -> PriorStatus:
         revisions=rows,
         progressing=find_condition(status, "Progressing"),
         canary=read_prior_canary(get(status, "canary")),
+        analysis=_read_prior_analysis(get(status, "analysis")),
+    )
+
+
+def _read_prior_analysis(analysis: Any) -> PriorAnalysis | None:
+    fields = _fields_of(analysis)
+    if fields is None:
+        return None
+    return PriorAnalysis(
+        verdict=as_str(_at(fields, "verdict")),
+        message=as_str(_at(fields, "message")),
+        failing_since=as_time(_at(fields, "failingSince")),
+        evaluated_time=as_time(_at(fields, "evaluatedTime")),
     )
 
 

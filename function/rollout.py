@@ -47,6 +47,7 @@ def surge_and_unavailable(strategy: Strategy, replicas: int) -> tuple[int, int]:
 
 
 def minimum_serving(replicas: int, unavailable: int) -> int:
+    """The availability floor, N - unav, never below 0: N = 3, unav 1 -> 2."""
     return max(0, replicas - unavailable)
 
 
@@ -69,6 +70,30 @@ def serving_to_drain(*, serving_old: int, serving_new: int, replicas: int, unava
     """
     spare = serving_old + serving_new - minimum_serving(replicas, unavailable)
     return max(0, min(serving_old, spare))
+
+
+def serving_to_trade(*, serving_old: int, serving_new: int, replicas: int,
+                     unavailable: int) -> int:
+    """How many Serving old replicas may drain beyond the availability rule: 0 or 1.
+
+    Under a capacity shortage a rollout may trade one replica of headroom for
+    an accelerator (docs/rollout.md#capacity-shortage): when the availability
+    rule drains nothing (Serving is exactly N - unav), one old replica may
+    still drain, leaving N - unav - 1. With Serving already below N - unav
+    (a trade in effect, its accelerator not serving yet) nothing more goes, so
+    the next trade waits until the new revision's Serving count grows back.
+
+        N = 3, unav 0: old 3, new 0 -> 1 (Serving 2 = N - unav - 1)
+                       old 2, new 0 -> 0 (the traded accelerator does not serve yet)
+                       old 2, new 1 -> 1 (it does: Serving 3 again)
+                       old 4, new 0 -> 0 (the availability rule drains one already)
+        N = 1, unav 0: old 1, new 0 -> 1 (Serving 0: the cost of one replica of headroom)
+        N = 4, unav 1: old 3, new 0 -> 1 (Serving 2 = N - unav - 1)
+    """
+    serving = serving_old + serving_new
+    if serving_old == 0 or serving != minimum_serving(replicas, unavailable):
+        return 0
+    return 1
 
 
 def traffic_percentages(weights: Mapping[str, int]) -> dict[str, int]:

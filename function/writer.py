@@ -165,6 +165,7 @@ class StructWriter:
         self._built: dict[int, tuple[Mapping[str, Any], struct_pb2.Struct]] = {}
 
     def update(self, target: struct_pb2.Struct, body: Mapping[str, Any]) -> None:
+        """target.update(body), copying every dict met before from where it was written."""
         fields = target.fields
         for key, value in body.items():
             kind = type(value)

@@ -6,8 +6,9 @@
     .venv/bin/python scripts/benchmark.py --instructions   # callgrind counts, N = 100,300,1000
 
 The request is a ModelDeployment mid-rollout (RollingUpdate v1 -> v2) with N
-observed replicas with full status, their endpoints publishing backends, an
-accepted route and the status the function wrote before. Each size is served
+observed replicas with full status (serving ones with status.metrics), their
+endpoints publishing backends, an accepted route and the status the function
+wrote before. Each size is served
 by FunctionRunner on a real grpc.aio server on loopback (fixed clock); the floor
 is the same request parsed, every observed resource copied into the response
 (CopyFrom) and the response serialised, with the same SDK and protobuf.
@@ -218,6 +219,12 @@ def build_state(n: int, now: datetime = NOW) -> dict[str, Any]:
                            "lastProbeTime": ts(now - timedelta(seconds=1 + index % 9)),
                            "consecutiveFailures": 0},
                 "address": {"url": url},
+                # What a metrics adapter publishes (docs/rollout.md#the-analysis-gate).
+                "metrics": {"windowSeconds": 60,
+                            "observedTime": ts(now - timedelta(seconds=5 + index % 20)),
+                            "requests": 580 + index % 40, "errors": index % 3,
+                            "ttftP95Seconds": 0.42 + (index % 7) / 100,
+                            "itlP95Seconds": 0.031 + (index % 5) / 1000},
             }
         else:
             status = {

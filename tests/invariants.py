@@ -12,7 +12,7 @@ from typing import Any
 
 from function import naming
 from function.rollout import surge_and_unavailable
-from function.spec import BLUE_GREEN, Spec, parse_spec
+from function.spec import BLUE_GREEN, CANARY, REPLACE, Spec, parse_spec
 from tests.world import Step, World
 
 
@@ -63,6 +63,14 @@ def _ready(body: dict[str, Any]) -> bool:
                for c in body.get("status", {}).get("conditions", []))
 
 
+def unschedulable(body: dict[str, Any] | None) -> bool:
+    """Observed waiting for an accelerator: not Ready and Scheduled=False."""
+    if body is None or _ready(body):
+        return False
+    return any(c.get("type") == "Scheduled" and c.get("status") == "False"
+               for c in body.get("status", {}).get("conditions", []))
+
+
 def _unhealthy(body: dict[str, Any], now: datetime, stale_seconds: int) -> bool:
     """Health data says Unhealthy and is fresh enough to be believed."""
     health = body.get("status", {}).get("health", {})
@@ -81,12 +89,20 @@ def routed_replicas(step: Step, key: str = naming.ROUTE_KEY) -> list[str]:
     return [by_backend[name] for name in _backends(step.desired, key) if name in by_backend]
 
 
+def capacity_policy(spec: Spec) -> str:
+    """onCapacityShortage of the spec's strategy (Canary has its own)."""
+    if spec.strategy.type == CANARY and spec.strategy.canary is not None:
+        return spec.strategy.canary.on_capacity_shortage
+    return spec.strategy.on_capacity_shortage
+
+
 def check(world: World, step: Step) -> None:
     if step.fatal:
         return
     spec = spec_of(world.spec)
     n = spec.replicas
     surge, unavailable = surge_and_unavailable(spec.strategy, n)
+    waiting = {k for k, body in step.observed.items() if unschedulable(body)}
     by_backend = _endpoint_by_backend(step.observed)
     messages = [r.message for r in step.response.results]
     rolled_back = any("rolled back" in m for m in messages)
@@ -115,13 +131,18 @@ def check(world: World, step: Step) -> None:
                       and not _unhealthy(step.observed[k], step.now, stale)]
         routed_now = routed_replicas(step)
         floor = min(max(0, n - unavailable), len(was_routed))
+        if waiting and capacity_policy(spec) == REPLACE:
+            floor = min(max(0, n - unavailable - 1), len(was_routed))  # one replica traded
         if len(routed_now) < floor:
             raise Violation(f"routed capacity fell to {len(routed_now)} (floor {floor}): "
                             f"{sorted(routed_now)} after {sorted(was_routed)}")
 
-    # 3. Total replicas never grow past N + maxSurge (RollingUpdate) or 2N (BlueGreen).
-    total_before = sum(1 for k in step.observed if naming.parse_replica_key(k))
-    total_after = sum(1 for k in step.desired if naming.parse_replica_key(k))
+    # 3. Replicas holding an accelerator (all but Unschedulable ones) never grow past
+    #    N + maxSurge (RollingUpdate) or 2N (BlueGreen) by creation.
+    total_before = sum(1 for k in step.observed if naming.parse_replica_key(k)
+                       and k not in waiting)
+    total_after = sum(1 for k in step.desired if naming.parse_replica_key(k)
+                      and k not in waiting)
     limit = n + surge if spec.strategy.type != BLUE_GREEN else 2 * n
     if total_after > max(limit, total_before):
         raise Violation(f"{total_after} replicas desired; at most {limit} allowed")
@@ -135,9 +156,9 @@ def check(world: World, step: Step) -> None:
                 annotations = step.observed[key]["metadata"].get("annotations", {})
                 since = _time(annotations.get(naming.ANNOTATION_DRAINING_SINCE))
                 delay = int(annotations.get(naming.ANNOTATION_DRAIN_SECONDS, "0"))
-                serving = _ready(step.observed[key]) and not _unhealthy(
-                    step.observed[key], step.now, stale)
-                if serving and (since is None or step.now < since + timedelta(seconds=delay)):
+                # Ready, whatever its health: it still has requests in flight.
+                if _ready(step.observed[key]) and (
+                        since is None or step.now < since + timedelta(seconds=delay)):
                     raise Violation(f"{key} was routed and deleted without draining")
 
     # 5. BlueGreen: the main route carries only the current revision.
@@ -150,8 +171,13 @@ def check(world: World, step: Step) -> None:
 
     # 6. Status agrees with what was composed.
     replicas = [k for k in step.desired if naming.parse_replica_key(k)]
-    if step.status["replicas"]["total"] != len(replicas):
-        raise Violation(f"status total {step.status['replicas']['total']} != {len(replicas)}")
+    counted = step.status["replicas"]["total"] + step.status["replicas"]["unschedulable"]
+    if counted != len(replicas):
+        raise Violation(f"status total and unschedulable {counted} != {len(replicas)}")
+    held = sum(1 for k in replicas if k not in waiting)
+    if step.status["replicas"]["total"] != held:
+        raise Violation(f"status total {step.status['replicas']['total']} != {held} holding "
+                        "an accelerator")
     if sum(row["replicas"] for row in step.status.get("revisions", [])) != len(replicas):
         raise Violation("status.revisions rows do not add up to the composed replicas")
     weights = sum(row["trafficWeight"] for row in step.status.get("revisions", []))
@@ -165,3 +191,11 @@ def check(world: World, step: Step) -> None:
             replica = step.observed.get(naming.replica_key(*parsed))
             if replica is None or not _ready(replica):
                 raise Violation(f"{key} is desired but its replica is not Ready")
+
+    # 8. No churn: a replica waiting for an accelerator is never dropped while its
+    #    revision gets a new replica in the same response (it would wait again).
+    created = {naming.parse_replica_key(k)[0] for k in replicas if k not in step.observed}
+    for key in waiting:
+        parsed = naming.parse_replica_key(key)
+        if parsed and key not in step.desired and parsed[0] in created:
+            raise Violation(f"{key} waits for an accelerator and was replaced")

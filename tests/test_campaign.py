@@ -27,7 +27,7 @@ from tests.fixtures import blue_green, deployment, rolling
 from tests.sim import FAMILIES, STRATEGIES, canary, run_campaign, stable_on
 from tests.sim_invariants import deterministic_bytes
 from tests.sim_server import TwinServers
-from tests.world import Fate, Metrics, World
+from tests.world import Fate, World
 
 ROOT = Path(__file__).resolve().parent.parent
 CI_SEED = 20261122
@@ -217,25 +217,6 @@ def test_a_canary_at_one_replica_without_surge_completes_or_rolls_back():
     world.spec["activeRevision"] = "v2"
     world.run_until(lambda w: not w.status.get("deployingRevision"), limit=150,
                     check=invariants.check)
-
-
-def test_the_world_can_keep_a_replica_waiting_for_an_accelerator_and_publish_metrics():
-    """For capacity shortage (SPEC 4.6) and analysis (4.5): a replica may wait
-    Unschedulable before its warm-up starts, and publishes status.metrics while Ready."""
-    fates = {0: Fate(warmup=20, unschedulable_for=60, metrics=Metrics(error_ratio=0.1))}
-    world = World(spec=deployment(1, ("v1",)), fate_for=lambda r, i: fates.get(i, Fate()))
-    world.step(dt=30)
-    status = world.composed["replica-v1-0"]["status"]
-    assert {"type": "Scheduled", "status": "False", "reason": "InsufficientCapacity",
-            "lastTransitionTime": "2026-11-22T10:00:00Z"} in status["conditions"]
-    world.step(dt=40)  # scheduled at 60 s, warming up until 80 s
-    status = world.composed["replica-v1-0"]["status"]
-    assert [c["status"] for c in status["conditions"]] == ["False", "True"]
-    world.step(dt=20)
-    status = world.composed["replica-v1-0"]["status"]
-    assert [c["type"] for c in status["conditions"] if c["status"] == "True"] == [
-        "Ready", "Scheduled"]
-    assert status["metrics"]["requests"] > 0 and status["metrics"]["errors"] >= 0
 
 
 @pytest.mark.xfail(strict=True, reason="scale-in drains a Serving replica before Running "

@@ -261,3 +261,32 @@ def test_route_timeouts_are_copied_to_every_rule():
     assert len(rules(step)) == 2
     assert all(rule["timeouts"] == {"request": "0s", "backendRequest": "300s"}
                for rule in rules(step))
+
+
+def test_a_canary_on_a_cluster_with_no_spare_gpu_completes_with_replace():
+    spec = deployment(3, ("v1", "v2"), active="v1", progressDeadlineSeconds=900, strategy=canary(
+        [{"setWeight": 34}, {"pause": {"durationSeconds": 60}}, {"setWeight": 67}],
+        onCapacityShortage="Replace", capacityWaitSeconds=60))
+    world = World(spec=spec, gpus=3)
+    world.run_until(lambda w: stable_on(w, "v1", 3), check=check_canary)
+    world.spec["activeRevision"] = "v2"
+    start = len(world.history)
+    world.run_until(lambda w: stable_on(w, "v2", 3), check=check_canary, limit=400)
+    rollout = world.history[start:]
+    assert any("trading one replica of headroom" in progressing(s).message for s in rollout)
+    served = [len(invariants.routed_replicas(s)) for s in rollout]
+    assert min(served) >= 2, "never below N - unav - 1"
+    assert not any("rolled back" in r.message for s in rollout for r in s.response.results)
+
+
+def test_a_canary_that_waits_for_a_gpu_rolls_back_at_the_deadline_saying_why():
+    spec = deployment(3, ("v1", "v2"), active="v1", progressDeadlineSeconds=300,
+                      strategy=canary([{"setWeight": 34}, {"pause": {}}]))
+    world = World(spec=spec, gpus=3)
+    world.run_until(lambda w: stable_on(w, "v1", 3), check=check_canary)
+    world.spec["activeRevision"] = "v2"
+    waiting = world.step()
+    waiting = world.step()
+    assert "unschedulable" in progressing(waiting).message
+    world.run_until(lambda w: w.status.get("phase") == "Failed", check=check_canary)
+    assert "InsufficientCapacity" in progressing(world.history[-1]).message

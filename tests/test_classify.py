@@ -18,17 +18,30 @@ NOW = T0 + timedelta(hours=1)
 
 def replica(*, age: float = 3600, ready: str | None = None, ready_for: float | None = None,
             health: str | None = None, probe_age: float = 5, phase: str | None = None,
-            draining: bool = False, index: int = 0) -> dict[str, Any]:
+            draining: bool = False, index: int = 0, scheduled: str | None = None,
+            scheduled_for: float | None = None) -> dict[str, Any]:
+    """scheduled: the Scheduled condition's status; scheduled_for: seconds since its last
+    transition (None: no lastTransitionTime)."""
     body: dict[str, Any] = {
         "metadata": {"creationTimestamp": ts(NOW - timedelta(seconds=age))},
         "status": {},
     }
+    conditions = []
     if ready is not None:
-        body["status"]["conditions"] = [{
+        conditions.append({
             "type": "Ready", "status": ready,
             "lastTransitionTime": ts(NOW - timedelta(seconds=ready_for if ready_for is not None
                                                      else age)),
-        }]
+        })
+    if scheduled is not None:
+        condition = {"type": "Scheduled", "status": scheduled}
+        if scheduled == "False":
+            condition["reason"] = "InsufficientCapacity"
+        if scheduled_for is not None:
+            condition["lastTransitionTime"] = ts(NOW - timedelta(seconds=scheduled_for))
+        conditions.append(condition)
+    if conditions:
+        body["status"]["conditions"] = conditions
     if health is not None:
         body["status"]["health"] = {"state": health,
                                     "lastProbeTime": ts(NOW - timedelta(seconds=probe_age))}
@@ -152,3 +165,97 @@ def test_ties_remove_the_newest_first():
         ranks.append((classify(observed, None, spec, spec.revisions[0].health_check,
                                NOW).removal_rank(), index))
     assert [index for _, index in sorted(ranks)] == [7, 3, 0]
+
+
+# --- Unschedulable: not Ready and Scheduled=False (docs/rollout.md#capacity-shortage) -------
+
+
+def run_both(body: dict[str, Any], **spec_extra: Any):
+    """classify of the body read from a dict (careful reader) and from a Struct (fast reader)."""
+    from crossplane.function import resource
+
+    from_dict = run(body, **spec_extra)
+    spec = parse_spec(deployment(3, ("v1",), **spec_extra))
+    observed = read_replica("replica-v1-0", "v1", 0, resource.dict_to_struct(body))
+    from_struct = classify(observed, read_endpoint("endpoint-v1-0", "v1", 0, ENDPOINT), spec,
+                           spec.revisions[0].health_check, NOW)
+    assert (from_struct.lifecycle, from_struct.health, from_struct.available,
+            from_struct.next_change) == (from_dict.lifecycle, from_dict.health,
+                                         from_dict.available, from_dict.next_change)
+    return from_dict
+
+
+@pytest.mark.parametrize(
+    ("body", "lifecycle", "next_change"),
+    [
+        # Waiting for an accelerator, long past the 600 s warm-up budget: never Failed.
+        (replica(age=5000, ready="False", scheduled="False", scheduled_for=5000),
+         Lifecycle.UNSCHEDULABLE, None),
+        # ...with no Ready condition at all, or without a lastTransitionTime.
+        (replica(age=5000, scheduled="False", scheduled_for=5000), Lifecycle.UNSCHEDULABLE,
+         None),
+        (replica(age=5000, ready="False", scheduled="False"), Lifecycle.UNSCHEDULABLE, None),
+        (replica(age=5, scheduled="False"), Lifecycle.UNSCHEDULABLE, None),
+        # Ready wins over a Scheduled=False left behind: it runs.
+        (replica(ready="True", health="Healthy", scheduled="False", scheduled_for=10),
+         Lifecycle.RUNNING, None),
+        (replica(ready="True", health="Healthy", scheduled="False"), Lifecycle.RUNNING, None),
+        # status.phase Failed says it cannot start, whatever the scheduler says.
+        (replica(age=30, phase="Failed", scheduled="False", scheduled_for=30), Lifecycle.FAILED,
+         None),
+        # Scheduled 100 s ago after waiting 4900 s: the budget runs from scheduling.
+        (replica(age=5000, ready="False", scheduled="True", scheduled_for=100),
+         Lifecycle.PROVISIONING, NOW + timedelta(seconds=500)),
+        (replica(age=5000, ready="False", scheduled="True", scheduled_for=601),
+         Lifecycle.FAILED, None),
+        # Scheduled at creation (the usual case): the budget runs from creation.
+        (replica(age=100, ready="False", scheduled="True", scheduled_for=100),
+         Lifecycle.PROVISIONING, NOW + timedelta(seconds=500)),
+        # Scheduled=True without a lastTransitionTime: creation and Ready decide, as before.
+        (replica(age=700, ready="False", scheduled="True"), Lifecycle.FAILED, None),
+        (replica(age=5000, ready="False", ready_for=100, scheduled="True"),
+         Lifecycle.PROVISIONING, NOW + timedelta(seconds=500)),
+        # A Scheduled condition of any other status (Unknown) is not a shortage.
+        (replica(age=100, ready="False", scheduled="Unknown", scheduled_for=100),
+         Lifecycle.PROVISIONING, NOW + timedelta(seconds=500)),
+    ],
+)
+def test_unschedulable_replicas(body, lifecycle, next_change):
+    classified = run_both(body)
+    assert classified.lifecycle is lifecycle
+    assert classified.next_change == next_change
+    if lifecycle is Lifecycle.UNSCHEDULABLE:
+        assert not classified.available and not classified.serving
+        assert classified.health is Health.NOT_CHECKED
+
+
+def test_the_reason_and_the_wait_are_read_from_the_scheduled_condition():
+    from function.planner.capacity import describe, unschedulable_since
+
+    waiting = run_both(replica(age=300, ready="False", scheduled="False", scheduled_for=200))
+    assert unschedulable_since(waiting) == NOW - timedelta(seconds=200)
+    assert describe([waiting], "qwen") == (
+        "1 replica unschedulable (InsufficientCapacity: qwen-v1-0)")
+    # Without a lastTransitionTime it has waited since it exists.
+    waiting = run_both(replica(age=300, ready="False", scheduled="False"))
+    assert unschedulable_since(waiting) == NOW - timedelta(seconds=300)
+
+
+def test_unschedulable_replicas_go_first():
+    spec = parse_spec(deployment(3, ("v1",)))
+    ranked = []
+    for index, body in enumerate([replica(phase="Failed"),
+                                  replica(age=5000, scheduled="False", scheduled_for=5000),
+                                  replica(age=10)]):
+        observed = read_replica(f"replica-v1-{index}", "v1", index, body)
+        ranked.append((classify(observed, None, spec, spec.revisions[0].health_check,
+                                NOW).removal_rank(), index))
+    assert [index for _, index in sorted(ranked)] == [1, 0, 2]
+
+
+def test_a_malformed_status_with_scheduled_false_is_unknown_and_holds_its_place():
+    body = replica(age=5000, ready="False", scheduled="False", scheduled_for=5000)
+    body["status"]["health"] = "broken"
+    classified = run(body)
+    assert classified.observed.malformed
+    assert classified.lifecycle is Lifecycle.PROVISIONING and classified.next_change is None

@@ -32,6 +32,7 @@ from function.observe import (
     find_condition,
     get,
     read_endpoint,
+    read_metrics,
     read_observed,
     read_prior_status,
     read_replica,
@@ -165,6 +166,18 @@ def test_replicas_that_fail_crash_turn_unhealthy_or_go_stale_replayed():
         world.step(15)
 
 
+def test_a_rollout_on_a_pool_with_no_spare_accelerator_replayed():
+    strategy = rolling(1, 0)
+    strategy["rollingUpdate"].update(onCapacityShortage="Replace", capacityWaitSeconds=30)
+    world = replay(World(spec=deployment(3, ("v1", "v2"), active="v1", strategy=strategy),
+                         gpus=3, fate_for=lambda revision, index: Fate(warmup=40)))
+    world.run_until(stable_on("v1"))
+    world.spec["activeRevision"] = "v2"
+    world.run_until(stable_on("v2"))
+    assert any(world.history[i].status["replicas"]["unschedulable"]
+               for i in range(len(world.history)))
+
+
 def test_a_revision_removed_from_the_spec_keeps_its_replicas_spec():
     world = replay(World(spec=deployment(3, ("v1", "v2"), active="v1")))
     world.run_until(stable_on("v1"))
@@ -250,8 +263,9 @@ def same_replica(body: dict[str, Any]) -> Any:
     from_struct = read_replica("replica-v1-0", "v1", 0, struct(body))
     from_dict = read_replica("replica-v1-0", "v1", 0, plain(struct(body)))
     assert to_plain(from_struct.raw_spec) == to_plain(from_dict.raw_spec)
-    assert (dataclasses.replace(from_struct, raw_spec=None)
-            == dataclasses.replace(from_dict, raw_spec=None))
+    assert read_metrics(from_struct.raw_metrics) == read_metrics(from_dict.raw_metrics)
+    assert (dataclasses.replace(from_struct, raw_spec=None, raw_metrics=None)
+            == dataclasses.replace(from_dict, raw_spec=None, raw_metrics=None))
     return from_struct
 
 
@@ -271,11 +285,15 @@ def good_replica() -> dict[str, Any]:
         "status": {
             "conditions": [{"type": "Synced", "status": "True"},
                            {"type": "Ready", "status": "True", "reason": "Up", "message": "ok",
+                            "lastTransitionTime": ts(T0)},
+                           {"type": "Scheduled", "status": "True", "reason": "Bound",
                             "lastTransitionTime": ts(T0)}],
             "health": {"state": "Healthy", "lastProbeTime": ts(T0), "consecutiveFailures": 0},
             "phase": "Running",
             "message": "serving",
             "address": {"url": "http://10.0.0.1:8000"},
+            "metrics": {"windowSeconds": 60, "observedTime": ts(T0), "requests": 900,
+                        "errors": 3, "ttftP95Seconds": 0.8, "itlP95Seconds": 0.04},
         },
     }
 
@@ -292,10 +310,15 @@ PATHS = [
     ("status",), ("status", "conditions"), ("status", "conditions", 0),
     ("status", "conditions", 1), ("status", "conditions", 1, "type"),
     ("status", "conditions", 1, "status"), ("status", "conditions", 1, "reason"),
-    ("status", "conditions", 1, "lastTransitionTime"), ("status", "health"),
+    ("status", "conditions", 1, "lastTransitionTime"), ("status", "conditions", 2),
+    ("status", "conditions", 2, "type"), ("status", "conditions", 2, "status"),
+    ("status", "conditions", 2, "reason"), ("status", "conditions", 2, "lastTransitionTime"),
+    ("status", "health"),
     ("status", "health", "state"), ("status", "health", "lastProbeTime"),
     ("status", "health", "consecutiveFailures"), ("status", "phase"), ("status", "message"),
-    ("status", "address"), ("status", "address", "url"), ("spec",),
+    ("status", "address"), ("status", "address", "url"), ("status", "metrics"),
+    ("status", "metrics", "requests"), ("status", "metrics", "observedTime"),
+    ("status", "metrics", "ttftP95Seconds"), ("spec",),
 ]
 
 
@@ -311,7 +334,9 @@ def put(body: Any, path: tuple, value: Any) -> None:
 def test_a_wrong_type_anywhere_in_a_replica_reads_as_it_does_from_a_dict(path):
     good = same_replica(good_replica())
     assert good.ready is not None and good.ready.reason == "Up" and good.health is not None
+    assert good.scheduled is not None and good.scheduled.reason == "Bound"
     assert not good.malformed and good.drain_seconds == 30 and good.url
+    assert read_metrics(good.raw_metrics) is not None
     for value in WRONG:
         body = good_replica()
         put(body, path, value)

@@ -11,7 +11,10 @@ runs `FunctionRunner(clock).run` on it. Whatever it draws, the function:
   (docs/rollout.md: replica states, routes), and desires an endpoint only for a Ready replica;
 - keeps the total number of replicas bounded (creates at most what the strategy
   allows) and reports status counts that agree with what it composed;
-- never drops a replica that serves without draining it first (docs/rollout.md#draining).
+- never drops a replica that serves, or that is Ready and still carried by an
+  observed route, without draining it first (docs/rollout.md#draining);
+- counts replicas waiting for an accelerator (Scheduled=False) apart: they are
+  not in the total that maxSurge bounds.
 
 Under CI (CI=true) the examples are derandomized, so a run is reproducible.
 """
@@ -90,6 +93,10 @@ def specs(draw) -> dict[str, Any]:
     if draw(st.booleans()):
         spec["strategy"] = {"type": "RollingUpdate", "rollingUpdate": {
             "maxSurge": draw(int_or_percent), "maxUnavailable": draw(int_or_percent)}}
+        if draw(st.booleans()):
+            spec["strategy"]["rollingUpdate"].update(
+                onCapacityShortage=draw(st.sampled_from(["Wait", "Replace"])),
+                capacityWaitSeconds=draw(st.integers(0, 600)))
     else:
         spec["strategy"] = {"type": "BlueGreen", "blueGreen": {
             "autoPromote": draw(st.booleans()),
@@ -165,6 +172,12 @@ def replica_bodies(draw, revision: str, index: int) -> dict[str, Any]:
     if ready is not None:
         status["conditions"] = [{"type": "Ready", "status": ready,
                                  "lastTransitionTime": ago(draw(st.integers(0, 3600)))}]
+    scheduled = draw(st.sampled_from([None, None, "True", "False", "False"]))
+    if scheduled is not None:
+        condition = {"type": "Scheduled", "status": scheduled, "reason": "InsufficientCapacity"}
+        if draw(st.booleans()):
+            condition["lastTransitionTime"] = ago(draw(st.integers(0, 3600)))
+        status.setdefault("conditions", []).append(condition)
     if draw(st.booleans()):
         status["health"] = {"state": draw(st.sampled_from(["Healthy", "Unhealthy", "Unknown"])),
                             "lastProbeTime": ago(draw(st.integers(0, 900)))}
@@ -194,11 +207,17 @@ def observed_states(draw) -> dict[str, dict[str, Any]]:
                     "routing": {"backendName": f"qwen-{revision}-{index}-svc"},
                     "conditions": [{"type": "Ready", "status": "True"}]}
             resources[naming.endpoint_key(revision, index)] = endpoint
+    backends = sorted(body["status"]["routing"]["backendName"] for key, body in resources.items()
+                      if naming.parse_endpoint_key(key) and "status" in body)
     for key in (naming.ROUTE_KEY, naming.PREVIEW_ROUTE_KEY):
         if draw(st.booleans()):
             accepted = draw(st.sampled_from(["True", "False"]))
             resources[key] = {"status": {"parents": [{"conditions": [
                 {"type": "Accepted", "status": accepted}]}]}}
+            carried = draw(st.lists(st.sampled_from(backends), unique=True)) if backends else []
+            if carried:
+                resources[key]["spec"] = {"rules": [{"backendRefs": [
+                    {"name": name, "port": 8000, "weight": 1} for name in carried]}]}
     return resources
 
 
@@ -227,6 +246,14 @@ def desired_dicts(rsp: fnv1.RunFunctionResponse) -> dict[str, dict[str, Any]]:
 def is_ready(body: dict[str, Any]) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True"
                for c in body.get("status", {}).get("conditions", []))
+
+
+def waits_for_an_accelerator(body: dict[str, Any]) -> bool:
+    """Unschedulable: not Ready, Scheduled=False, and not Failed."""
+    status = body.get("status", {})
+    return not is_ready(body) and status.get("phase") != "Failed" and any(
+        c.get("type") == "Scheduled" and c.get("status") == "False"
+        for c in status.get("conditions", []))
 
 
 # --- the properties -------------------------------------------------------------------------
@@ -285,17 +312,21 @@ def test_replicas_are_bounded_and_status_counts_agree(spec, status, observed):
     observed_replicas = [k for k in observed if naming.parse_replica_key(k)]
     created = [k for k in replicas if k not in observed]
     assert len(created) <= 2 * n
+    # Replicas waiting for an accelerator hold none: maxSurge bounds the others.
+    waiting = {k for k in observed_replicas if waits_for_an_accelerator(observed[k])}
+    holding = [k for k in replicas if k not in waiting]
     blue_green = parsed.strategy.type == BLUE_GREEN or status.get("rolloutStrategy") == BLUE_GREEN
     if not blue_green:
         surge, _ = surge_and_unavailable(parsed.strategy, n)
-        assert len(replicas) <= max(len(observed_replicas), n + surge)
+        assert len(holding) <= max(len(observed_replicas) - len(waiting), n + surge)
     else:
         assert len(replicas) <= len(observed_replicas) + 2 * n
     counts = out["replicas"]
     assert counts["desired"] == n
-    assert counts["total"] == len(replicas)
+    assert counts["total"] + counts["unschedulable"] == len(replicas)
+    assert counts["unschedulable"] == len(waiting & set(replicas))
     assert counts["available"] <= counts["ready"] <= counts["total"]
-    assert counts["updated"] <= counts["total"]
+    assert counts["updated"] <= counts["total"] + counts["unschedulable"]
     rows = out.get("revisions", [])
     assert sum(row["replicas"] for row in rows) == len(replicas)
     assert sum(row["trafficWeight"] for row in rows) in (0, 100)
@@ -316,6 +347,26 @@ def test_nothing_that_serves_is_dropped_without_draining(spec, status, observed)
     parsed = parse_spec(spec)
     rsp = run(request(spec, status, observed))
     desired = desired_dicts(rsp)
-    for key in observed:
-        if naming.parse_replica_key(key) and serving_from_outside(parsed, observed, key, NOW):
+    for key, body in observed.items():
+        if not naming.parse_replica_key(key):
+            continue
+        if serving_from_outside(parsed, observed, key, NOW):
             assert key in desired, f"{key} served and was dropped without draining"
+        # Whatever its health: a routed Ready replica has requests in flight. (A replica
+        # already draining may go once its drain ends; status.phase Failed says it never ran.)
+        if (is_ready(body) and body["status"].get("phase") != "Failed"
+                and naming.ANNOTATION_DRAINING_SINCE not in body["metadata"].get("annotations", {})
+                and carried_by_a_route(observed, key)):
+            assert key in desired, f"{key} is Ready, routed, and was dropped without draining"
+
+
+def carried_by_a_route(observed: dict[str, dict[str, Any]], replica_key: str) -> bool:
+    parsed = naming.parse_replica_key(replica_key)
+    assert parsed is not None
+    endpoint = observed.get(naming.endpoint_key(*parsed), {})
+    backend = endpoint.get("status", {}).get("routing", {}).get("backendName")
+    return backend is not None and any(
+        ref["name"] == backend
+        for route_key in (naming.ROUTE_KEY, naming.PREVIEW_ROUTE_KEY)
+        for rule in observed.get(route_key, {}).get("spec", {}).get("rules", [])
+        for ref in rule.get("backendRefs", []))

@@ -6,8 +6,11 @@ call the invariants of tests/invariants.py are checked.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from crossplane.function.proto.v1 import run_function_pb2 as fnv1
 
+from function import naming
 from tests import invariants
 from tests.fixtures import deployment, rolling
 from tests.world import Fate, World
@@ -228,7 +231,6 @@ def test_nothing_routed_is_deleted_before_drain_seconds():
     assert len(drained) == 3
     for when, _key, body in drained:
         since = body["metadata"]["annotations"]["serving.rollout.dev/draining-since"]
-        from datetime import datetime
         assert (when - datetime.fromisoformat(since)).total_seconds() >= 45
 
 
@@ -242,3 +244,43 @@ def test_unhealthy_replicas_are_replaced_with_fresh_indices():
     world.run_until(lambda w: "replica-v1-1" not in w.composed and len(w.replicas()) == 3,
                     check=invariants.check)
     assert "replica-v1-3" in world.composed
+
+
+def drained(step) -> list[str]:
+    """Replicas this call's desired state marks Draining."""
+    return sorted(k for k, body in step.desired.items() if k.startswith("replica-")
+                  and naming.ANNOTATION_DRAINING_SINCE in body["metadata"].get("annotations", {}))
+
+
+def test_an_unhealthy_routed_replica_drains_for_drain_seconds():
+    sick = {"replica-v1-1"}
+    world = World(spec=deployment(3, ("v1",), drainSeconds=45),
+                  fate_for=lambda revision, index: Fate(
+                      warmup=30, unhealthy_after=60 if f"replica-{revision}-{index}" in sick
+                      else None))
+    world.run_until(lambda w: "replica-v1-1" not in w.composed and len(w.replicas()) == 3,
+                    dt=5, check=invariants.check)
+    unrouted = next(step for step in world.history
+                    if "replica-v1-1" in step.desired
+                    and drained(step) == ["replica-v1-1"])
+    previous = world.history[world.history.index(unrouted) - 1]
+    assert "replica-v1-1" in invariants.routed_replicas(previous)
+    assert "replica-v1-1" not in invariants.routed_replicas(unrouted)
+    annotations = unrouted.desired["replica-v1-1"]["metadata"]["annotations"]
+    assert annotations[naming.ANNOTATION_DRAIN_SECONDS] == "45"
+    # Its replacement does not wait for the drain: maxSurge allows a fourth replica.
+    assert "replica-v1-3" in unrouted.desired
+    (when, _, body), = [d for d in world.deleted if d[1] == "replica-v1-1"]
+    since = datetime.fromisoformat(
+        body["metadata"]["annotations"][naming.ANNOTATION_DRAINING_SINCE])
+    assert since == unrouted.now
+    assert when - since >= timedelta(seconds=45)
+
+
+def test_an_unhealthy_replica_no_route_carries_goes_at_once():
+    world = World(spec=deployment(3, ("v1",), route=False, drainSeconds=45),
+                  fate_for=lambda revision, index: Fate(
+                      warmup=30, unhealthy_after=60 if index == 1 else None))
+    world.run_until(lambda w: "replica-v1-1" not in w.composed, dt=5, check=invariants.check)
+    last = world.history[-1]
+    assert not drained(last), "no route carried it: nothing in flight to wait for"

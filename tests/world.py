@@ -6,6 +6,13 @@ function, applies the response as Crossplane would (nothing at all on a Fatal
 result; otherwise create, update and delete composed resources by key and
 persist the XR status and conditions), then advances the clock and lets the
 platform move replicas through their lives according to each replica's fate.
+
+Accelerators: with `gpus` set, the platform has that many. A replica takes one
+when one is free, oldest first, and holds it until it is deleted (draining
+too); until then it publishes `Scheduled=False` (reason InsufficientCapacity)
+and does not start warming up. `gpus` may change between steps (capacity
+freed or taken elsewhere in the cluster). With `gpus` None (the default) every
+replica is scheduled at once and no Scheduled condition is published.
 """
 
 from __future__ import annotations
@@ -32,9 +39,32 @@ def ts(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+@dataclass(frozen=True)
+class ServiceLevel:
+    """What a replica's metrics adapter publishes as status.metrics, per window.
+
+    requests: served per window while the replica is on a route (main or
+    preview; every Ready replica when no route is composed), 0 while on none;
+    round(requests * error_rate) of them failed; the p95 latencies in seconds
+    (None: not published; never published over 0 requests).
+    """
+
+    requests: int = 600
+    error_rate: float = 0.0
+    ttft_p95: float | None = 0.4
+    itl_p95: float | None = 0.03
+    window: int = 60
+
+
 @dataclass
 class Fate:
-    """How one replica lives: when it becomes Ready, whether and when it breaks."""
+    """How one replica lives: when it becomes Ready, whether and when it breaks, how it serves.
+
+    The service-level fields draw independently of the rest: `service` alone
+    is a steady revision (good, slow, erroring); with `service_alt` it flaps
+    between the two every `service_period` seconds after Ready; with
+    `metrics_stale_after` the adapter stops publishing (observedTime freezes).
+    """
 
     warmup: float = 60.0  # seconds until Ready; None-like large values mean never
     never_ready: bool = False
@@ -46,24 +76,10 @@ class Fate:
     backend_lag: float = 0.0  # seconds after Ready until the endpoint publishes backendName
     flap_after: float | None = None  # seconds after Ready, readiness drops once...
     flap_for: float = 20.0  # ...for this long, then returns with a new transition time
-    # SPEC 4.6: seconds the replica waits for an accelerator (Scheduled=False with this
-    # reason) before it is scheduled; its warm-up starts then. 0: scheduled at once.
-    unschedulable_for: float = 0.0
-    unschedulable_reason: str = "InsufficientCapacity"
-    # SPEC 1.2, 4.5: while Ready, publish status.metrics over a window of this many
-    # seconds at these rates (requests per second, error ratio, p95 TTFT and ITL).
-    metrics: Metrics | None = None
-
-
-@dataclass(frozen=True)
-class Metrics:
-    """What a replica's metrics adapter publishes (SPEC 1.2 `status.metrics`)."""
-
-    requests_per_second: float = 5.0
-    error_ratio: float = 0.0
-    ttft_p95_seconds: float = 0.5
-    itl_p95_seconds: float = 0.05
-    window_seconds: int = 60
+    service: ServiceLevel | None = None  # status.metrics while Ready; None publishes none
+    service_alt: ServiceLevel | None = None  # flapping: `service`, then this, then `service`...
+    service_period: float = 120.0  # ...each for this many seconds after Ready
+    metrics_stale_after: float | None = None  # seconds after Ready, metrics stop being updated
 
 
 FateFor = Callable[[str, int], Fate]
@@ -75,6 +91,7 @@ class Lived:
     fate: Fate
     ready_at: datetime | None = None
     lost_at: datetime | None = None
+    scheduled_at: datetime | None = None  # when it got an accelerator; warm-up starts then
 
 
 @dataclass
@@ -103,6 +120,7 @@ class World:
     history: list[Step] = field(default_factory=list)
     call: Callable[[fnv1.RunFunctionRequest, datetime], fnv1.RunFunctionResponse] | None = None
     route_accept_lag: float = 0.0
+    gpus: int | None = None  # accelerators in the pool; None: as many as asked for
 
     # --- the request ------------------------------------------------------------------
 
@@ -171,6 +189,7 @@ class World:
                 parsed = naming.parse_replica_key(key)
                 if parsed is not None:
                     self.lives[key] = Lived(created=self.now, fate=self.fate_for(*parsed))
+        self.schedule()
         conditions = [
             {
                 "type": c.type,
@@ -185,11 +204,32 @@ class World:
 
     # --- the platform -----------------------------------------------------------------
 
+    def schedule(self) -> None:
+        """Hand free accelerators to waiting replicas, oldest first (then by key)."""
+        waiting = [(lived.created, key) for key, lived in self.lives.items()
+                   if lived.scheduled_at is None]
+        if self.gpus is not None:
+            free = self.gpus - sum(1 for lived in self.lives.values()
+                                   if lived.scheduled_at is not None)
+            waiting = sorted(waiting)[:max(0, free)]
+        for _, key in waiting:
+            self.lives[key].scheduled_at = self.now
+
+    def gpus_held(self) -> int:
+        return sum(1 for lived in self.lives.values() if lived.scheduled_at is not None)
+
+    def unschedulable(self) -> list[str]:
+        """Replicas waiting for an accelerator, by key."""
+        return sorted(key for key, lived in self.lives.items() if lived.scheduled_at is None)
+
     def advance(self, dt: float) -> None:
         self.now += timedelta(seconds=dt)
+        self.schedule()
+        routed = self.routed_backends()
         for key, body in self.composed.items():
             if key in self.lives:
                 self.live(key, body, self.lives[key])
+                self.serve(body, self.lives[key], routed)
         for key, body in self.composed.items():
             parsed = naming.parse_endpoint_key(key)
             if parsed is not None:
@@ -201,42 +241,33 @@ class World:
                         {"type": "Accepted", "status": "True"}]}]}
 
     def live(self, key: str, body: dict[str, Any], lived: Lived) -> None:
-        """Move one replica along its fate. A replica that waits for an accelerator
-        (`unschedulable_for`) says Scheduled=False until it is scheduled, then lives as
-        any other from that moment, with Scheduled=True."""
-        fate = lived.fate
-        if not fate.unschedulable_for:
-            self._live(key, body, lived, lived.created)
-            return
         status = body.setdefault("status", {})
-        scheduled_at = lived.created + timedelta(seconds=fate.unschedulable_for)
-        if self.now < scheduled_at:
+        if lived.scheduled_at is None:
             status["conditions"] = [
                 {"type": "Ready", "status": "False", "lastTransitionTime": ts(lived.created)},
-                {"type": "Scheduled", "status": "False", "reason": fate.unschedulable_reason,
+                {"type": "Scheduled", "status": "False", "reason": "InsufficientCapacity",
+                 "message": "0/8 nodes have a free nvidia.com/gpu",
                  "lastTransitionTime": ts(lived.created)}]
             return
-        if any(c.get("type") == "Scheduled" and c.get("status") == "False"
-               for c in status.get("conditions", [])):
-            status["conditions"] = [{"type": "Ready", "status": "False",
-                                     "lastTransitionTime": ts(scheduled_at)}]
-        self._live(key, body, lived, scheduled_at)
-        conditions = [c for c in status.get("conditions", []) if c.get("type") != "Scheduled"]
-        status["conditions"] = [*conditions, {"type": "Scheduled", "status": "True",
-                                              "lastTransitionTime": ts(scheduled_at)}]
+        self.run_replica(status, key, lived)
+        if self.gpus is not None:
+            status["conditions"] = [c for c in status["conditions"] if c["type"] != "Scheduled"]
+            status["conditions"].append({"type": "Scheduled", "status": "True",
+                                         "lastTransitionTime": ts(lived.scheduled_at)})
 
-    def _live(self, key: str, body: dict[str, Any], lived: Lived, started: datetime) -> None:
+    def run_replica(self, status: dict[str, Any], key: str, lived: Lived) -> None:
+        """A scheduled replica's life: warm-up from when it was scheduled, then its fate."""
         fate, now = lived.fate, self.now
-        status = body.setdefault("status", {})
-        warm_done = now >= started + timedelta(seconds=fate.warmup)
+        assert lived.scheduled_at is not None
+        warm_done = now >= lived.scheduled_at + timedelta(seconds=fate.warmup)
         if fate.start_failure and warm_done:
             status.update({"phase": "Failed", "message": "engine exited: CUDA out of memory",
                            "conditions": [{"type": "Ready", "status": "False",
                                            "lastTransitionTime": ts(now)}]})
             return
         if fate.never_ready or not warm_done:
-            status.setdefault("conditions", [{"type": "Ready", "status": "False",
-                                              "lastTransitionTime": ts(started)}])
+            status["conditions"] = [{"type": "Ready", "status": "False",
+                                     "lastTransitionTime": ts(lived.created)}]
             return
         if lived.ready_at is None:
             lived.ready_at = now
@@ -262,14 +293,6 @@ class World:
         status["conditions"] = [{"type": "Ready", "status": "True",
                                  "lastTransitionTime": ts(lived.ready_at)}]
         status["address"] = {"url": f"http://10.0.0.{zlib.crc32(key.encode()) % 250}:8000"}
-        if fate.metrics is not None:
-            m = fate.metrics
-            window = min(m.window_seconds, max(1.0, since_ready))
-            requests = int(m.requests_per_second * window)
-            status["metrics"] = {
-                "windowSeconds": m.window_seconds, "observedTime": ts(now),
-                "requests": requests, "errors": int(requests * m.error_ratio),
-                "ttftP95Seconds": m.ttft_p95_seconds, "itlP95Seconds": m.itl_p95_seconds}
         if fate.no_health:
             return
         state = "Healthy"
@@ -280,6 +303,42 @@ class World:
             probe = lived.ready_at + timedelta(seconds=fate.stale_after)
         status["health"] = {"state": state, "lastProbeTime": ts(probe),
                             "consecutiveFailures": 0 if state == "Healthy" else 3}
+
+    def routed_backends(self) -> frozenset[str] | None:
+        """Backend names some route carries; None when no route is composed (all serve)."""
+        routes = [self.composed[k] for k in (naming.ROUTE_KEY, naming.PREVIEW_ROUTE_KEY)
+                  if k in self.composed]
+        if not routes:
+            return None
+        return frozenset(ref["name"] for route in routes for rule in route["spec"]["rules"]
+                         for ref in rule.get("backendRefs", []))
+
+    def serve(self, body: dict[str, Any], lived: Lived,
+              routed: frozenset[str] | None) -> None:
+        """Publish status.metrics as the replica's metrics adapter would, while it is Ready."""
+        fate, now = lived.fate, self.now
+        status = body.get("status", {})
+        if fate.service is None or lived.ready_at is None or not any(
+                c.get("type") == "Ready" and c.get("status") == "True"
+                for c in status.get("conditions", [])):
+            return
+        since_ready = (now - lived.ready_at).total_seconds()
+        if fate.metrics_stale_after is not None and since_ready >= fate.metrics_stale_after:
+            return  # the adapter stopped: the last figures stay, with their observedTime
+        level = fate.service
+        if fate.service_alt is not None and int(since_ready // fate.service_period) % 2:
+            level = fate.service_alt
+        on_route = routed is None or f"{body['metadata']['name']}-svc" in routed
+        requests = level.requests if on_route else 0
+        metrics: dict[str, Any] = {"windowSeconds": level.window, "observedTime": ts(now),
+                                   "requests": requests,
+                                   "errors": round(requests * level.error_rate)}
+        if requests:
+            if level.ttft_p95 is not None:
+                metrics["ttftP95Seconds"] = level.ttft_p95
+            if level.itl_p95 is not None:
+                metrics["itlP95Seconds"] = level.itl_p95
+        status["metrics"] = metrics
 
     def publish_endpoint(self, key: str, body: dict[str, Any], parsed: tuple[str, int]) -> None:
         replica_key = naming.replica_key(*parsed)

@@ -78,7 +78,7 @@ class SchemaExtra:
 
 
 def schema_extra(**extra: Any) -> SchemaExtra:
-    """Metadata adding extra to the generated schema, e.g. schema_extra(enum=[...])."""
+    """Metadata adding `extra` to the generated schema, e.g. an enum or a pattern."""
     return SchemaExtra(tuple(extra.items()))
 
 
@@ -96,8 +96,11 @@ def whole_number(value: Any, minimum: int, maximum: int) -> int:
 
 @dataclass(frozen=True)
 class Integer(GroupedMetadata):
-    """`Annotated[int, Integer(lo, hi)]`: an integer in [lo, hi]; whole doubles accepted,
-    booleans, strings and fractions refused."""
+    """An integer in [lo, hi], used as `Annotated[int, Integer(lo, hi)]`.
+
+    Whole doubles are accepted (a Struct's 3.0 is 3); booleans, strings and
+    fractions are refused.
+    """
 
     minimum: int
     maximum: int
@@ -113,7 +116,7 @@ class Integer(GroupedMetadata):
 
 
 def Seconds(minimum: int = 0) -> Integer:
-    """`Annotated[int, Seconds()]`: whole seconds, at most a year."""
+    """Whole seconds, at most a year: use as `Annotated[int, Seconds()]`."""
     return Integer(minimum, MAX_SECONDS)
 
 

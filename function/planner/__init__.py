@@ -45,7 +45,9 @@ def plan(spec: Spec, prior: PriorStatus, observed: Observed, xr_name: str,
     rollout.surge, rollout.unavailable = strategy.limits(spec)
 
     gate = judge_progress(rollout, strategy)
-    ledger = Ledger(spec=spec, now=now, xr_name=xr_name, taken=observed_indices(observed))
+    preview = observed.preview_route.backends if observed.preview_route is not None else None
+    ledger = Ledger(spec=spec, now=now, xr_name=xr_name, taken=observed_indices(observed),
+                    routed=on_route | preview if preview else on_route)
     plan_replicas(ledger, rollout, strategy)
     if state.deploying is not None and strategy.done(rollout, ledger):
         complete(state, events)

@@ -17,6 +17,7 @@ from function import naming
 from function import rollout as arithmetic
 from function.classify import Classifier, Health, Lifecycle, Replica
 from function.observe import Observed
+from function.planner import capacity
 from function.planner.types import PlannedReplica, RevisionInfo, Rollout
 from function.spec import Spec
 
@@ -33,8 +34,13 @@ class Ledger:
     xr_name: str
     taken: dict[str, set[int]] = field(default_factory=dict)  # indices observed, by revision
     kept: dict[str, PlannedReplica] = field(default_factory=dict)
+    # Backend names an observed route (main or preview) carries: requests in flight.
+    routed: frozenset[str] = frozenset()
+    # The old replica drained beyond the availability rule to free an accelerator, if any.
+    traded: Replica | None = None
 
     def keep(self, replica: Replica) -> PlannedReplica:
+        """Keep an observed replica as it is (draining ones keep draining)."""
         observed = replica.observed
         planned = PlannedReplica(
             key=replica.key,
@@ -59,18 +65,23 @@ class Ledger:
             planned.drain_seconds = seconds
 
     def retire(self, replica: Replica, seconds: int) -> None:
-        """Remove a replica: drain it if it can carry traffic, else drop it at once.
+        """Remove a replica: drain it if it may have requests in flight, else drop it at once.
 
-        A replica whose status cannot be read is kept as it is: unknown data is
-        never a reason to delete.
+        It may when it is Available, or Ready and carried by an observed route
+        whatever its health: an Unhealthy replica routed a moment ago still
+        streams the responses it started (docs/rollout.md#draining). A replica
+        that is not Ready carries no traffic and is dropped (its key leaves
+        desired state). One whose status cannot be read is kept as it is:
+        unknown data is never a reason to delete.
         """
         if replica.observed.malformed and not replica.draining:
             self.keep(replica)
-        elif replica.draining or replica.available:
+        elif (replica.draining or replica.available
+              or (replica.observed_ready and replica.backend_name in self.routed)):
             self.drain(replica, seconds)
-        # not Available: carries no traffic, dropped (its key leaves desired state)
 
     def reclaim(self, replica: Replica) -> None:
+        """Keep a draining replica that is needed again: it stops draining."""
         planned = self.keep(replica)
         planned.draining_since = None
         planned.drain_seconds = None
@@ -93,8 +104,12 @@ def plan_replicas(ledger: Ledger, rollout: Rollout, strategy: Strategy) -> None:
     retires: the revision that just failed goes at once; under a strategy that
     holds old capacity, old replicas that serve and that the observed main
     route carries drain only as the wanted revisions' serving capacity allows
-    (serving_to_drain); any other retires at once. A Serving orphan that the
-    route does not carry takes no traffic and is never newly routed.
+    (serving_to_drain), and under a capacity shortage one more may go to free
+    its accelerator (capacity.headroom_to_trade); any other retires at once. A
+    Serving orphan that the route does not carry takes no traffic and is never
+    newly routed. New replicas are created within the strategy's capacity
+    limit, counting every replica that holds an accelerator (not Unschedulable
+    ones).
     """
     spec, state, n = rollout.spec, rollout.state, rollout.n
     wanted = strategy.targets(rollout)
@@ -125,17 +140,34 @@ def plan_replicas(ledger: Ledger, rollout: Rollout, strategy: Strategy) -> None:
                 gated.append(replica)
     allowed = arithmetic.serving_to_drain(serving_old=len(gated), serving_new=new_serving,
                                           replicas=n, unavailable=rollout.unavailable)
+    # Under a capacity shortage, one more may go to free its accelerator: an old
+    # replica that serves or, when none is left beyond its target, one that a
+    # revision shrinking gradually keeps (the canary's current revision at s(w)).
+    spare = sorted((p.replica for p in ledger.kept.values()
+                    if p.replica is not None and p.draining_since is None and p.replica.serving
+                    and strategy.drains_gradually(rollout, p.revision)),
+                   key=Replica.removal_rank)
+    traded = capacity.headroom_to_trade(ledger, rollout, strategy, len(gated) + len(spare),
+                                        new_serving - len(spare))
     current = state.current
     gated.sort(key=lambda r: (r.revision == current, r.removal_rank()))
     for position, replica in enumerate(gated):
-        if position < allowed:
+        if position < allowed + traded:
             ledger.drain(replica, spec.drain_seconds)
+            if position >= allowed:
+                ledger.traded = replica
         else:
             ledger.keep(replica)
+    if traded and len(gated) < allowed + traded and spare:
+        ledger.drain(spare[0], spec.drain_seconds)
+        ledger.traded = spare[0]
 
     expire_drains(ledger)
 
-    total = len(ledger.kept)
+    # Unschedulable replicas hold no accelerator: not part of the total maxSurge bounds.
+    unschedulable = Lifecycle.UNSCHEDULABLE
+    total = sum(1 for p in ledger.kept.values()
+                if p.replica is None or p.replica.lifecycle is not unschedulable)
     for name, count in wanted.items():
         info = rollout.infos.get(name)
         if info is None or info.template is None:
@@ -220,6 +252,10 @@ def keep_wanted(ledger: Ledger, spec: Spec, replicas: list[Replica], wanted: int
 
 
 def expire_drains(ledger: Ledger) -> None:
+    """Drop draining replicas whose drain delay has passed, or that stopped running.
+
+    A replica whose status cannot be read keeps draining until its delay ends.
+    """
     for key in [k for k, p in ledger.kept.items() if p.draining]:
         planned = ledger.kept[key]
         assert planned.draining_since is not None

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from function import naming
 from function.classify import Lifecycle, Replica
 from function.observe import PriorStatus
+from function.planner import analysis_gate, capacity
 from function.planner.types import (
     PHASE_AWAITING_PROMOTION,
     PHASE_FAILED,
@@ -36,6 +37,8 @@ def judge_progress(rollout: Rollout, strategy: Strategy) -> Gate:
     """Before any replica is planned: has the deploying revision progressed, failed, or
     reached its gate? Rolls back, promotes or reports a failing first deploy in place.
 
+    Where the strategy says the SLO gate is on, it judges first, and a Fail that
+    lasted its tolerance rolls back here (function/planner/analysis_gate.py).
     Returns the gate's verdict (awaiting approval, and the timers that will change
     it: the progress deadline or a soak's end).
     """
@@ -45,6 +48,10 @@ def judge_progress(rollout: Rollout, strategy: Strategy) -> Gate:
     d_replicas = rollout.replicas_of(state.deploying)
     at_gate = strategy.at_gate(rollout, d_replicas)
     track_progress(state, rollout.prior, d_replicas, at_gate, rollout.now)
+    if strategy.analysis_on(rollout, d_replicas):
+        analysis_gate.evaluate(rollout)
+    if rollout.analysis is not None and rollout.analysis.rolled_back:
+        return Gate()  # by the SLO gate, judged here or by the strategy's own step
     if at_gate:
         return strategy.pass_gate(rollout, d_replicas)
     if sum(1 for r in d_replicas if r.serving) >= rollout.n:
@@ -129,8 +136,10 @@ def failure_message(state: RevisionState, reason: str, d_replicas: list[Replica]
     if reason == REASON_REVISION_FAILED:
         cause = failure_cause(d_replicas, xr_name)
         return f"Every replica of revision {state.deploying!r} failed{cause}"
+    waited = capacity.describe(capacity.unschedulable(d_replicas), xr_name)
     return (f"Revision {state.deploying!r} made no progress since "
-            f"{state.last_progress.isoformat() if state.last_progress else 'its start'}")
+            f"{state.last_progress.isoformat() if state.last_progress else 'its start'}"
+            + (f" ({waited})" if waited else ""))
 
 
 def failure_cause(replicas: list[Replica], xr_name: str) -> str:

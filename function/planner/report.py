@@ -8,7 +8,9 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from function import rollout as arithmetic
-from function.classify import Health, Lifecycle, warmup_budget
+from function.classify import Health, Lifecycle, Replica, warmup_budget
+from function.planner import capacity
+from function.planner.analysis_gate import status_record
 from function.planner.ledger import Ledger, in_spec_order
 from function.planner.traffic import route_replicas
 from function.planner.types import (
@@ -57,12 +59,16 @@ def report(rollout: Rollout, strategy: Strategy, ledger: Ledger, gate: Gate) -> 
     warmups = {name: timedelta(seconds=warmup_budget(info.health_check))
                for name, info in infos.items()}
     tally = Tally.of(planned, state.deploying or state.current, warmups)
-    timers = [*gate.timers, *tally.next_changes]
+    timers = [*gate.timers, *tally.next_changes, *capacity.timers(rollout, strategy)]
+    if rollout.analysis is not None:
+        timers.extend(rollout.analysis.timers)  # a Fail being tolerated ends
     rows = [RevisionRow(name=name, replicas=replicas, available=available,
                         traffic_weight=percentages.get(name, 0))
             for name, (replicas, available) in tally.by_revision.items()]
-    counts = ReplicaCounts(desired=n, total=len(planned), ready=tally.ready,
-                           available=tally.available, updated=tally.updated)
+    waiting = tally.unschedulable
+    counts = ReplicaCounts(desired=n, total=len(planned) - len(waiting), ready=tally.ready,
+                           available=tally.available, updated=tally.updated,
+                           unschedulable=len(waiting))
 
     serving = tally.serving
     needed = arithmetic.minimum_serving(n, rollout.unavailable)
@@ -72,7 +78,8 @@ def report(rollout: Rollout, strategy: Strategy, ledger: Ledger, gate: Gate) -> 
         ConditionOut("Available", available,
                      "MinimumReplicasAvailable" if available else "MinimumReplicasUnavailable",
                      f"{serving} of {n} replicas serving; at least {needed} required"),
-        progressing_condition(rollout, strategy, phase),
+        progressing_condition(rollout, strategy, phase,
+                              capacity.note(rollout, strategy, ledger, waiting, serving)),
         routed_condition(spec, main, planned),
     ]
 
@@ -101,6 +108,7 @@ def report(rollout: Rollout, strategy: Strategy, ledger: Ledger, gate: Gate) -> 
         available=available,
         header_rule=strategy.header_rule(rollout),
         extra_status=strategy.status(rollout),
+        analysis=status_record(rollout),
     )
 
 
@@ -112,6 +120,7 @@ class Tally:
     available: int = 0  # Available and not draining
     serving: int = 0  # Serving and not draining
     updated: int = 0  # of the target revision and not draining
+    unschedulable: list[Replica] = field(default_factory=list)  # waiting for an accelerator
     by_revision: dict[str, tuple[int, int]] = field(default_factory=dict)  # (replicas, available)
     next_changes: list[datetime] = field(default_factory=list)  # when time alone changes one
 
@@ -127,6 +136,7 @@ class Tally:
         """
         tally = cls()
         timers = tally.next_changes
+        unschedulable = Lifecycle.UNSCHEDULABLE
         replicas: dict[str, int] = defaultdict(int)
         available: dict[str, int] = defaultdict(int)
         for p in planned:
@@ -143,6 +153,8 @@ class Tally:
             if replica is None:
                 timers.append(p.desired_since + warmups[revision])
                 continue
+            if replica.lifecycle is unschedulable:
+                tally.unschedulable.append(replica)
             if replica.available:
                 tally.available += 1
                 available[revision] += 1
@@ -164,17 +176,25 @@ def decide_phase(state: RevisionState, awaiting: bool) -> str:
     return PHASE_STABLE
 
 
-def progressing_condition(rollout: Rollout, strategy: Strategy, phase: str) -> ConditionOut:
+def progressing_condition(rollout: Rollout, strategy: Strategy, phase: str,
+                          shortage: str = "") -> ConditionOut:
     """Where the rollout stands: advancing (True) or stopped by a failure or abort (False).
 
-    A False reason (deadline, failed revision, abort) sticks on the calls after
-    it until a new rollout completes, so the reason a rollout stopped stays
-    visible while the deployment serves its current revision.
+    A False reason (deadline, failed revision, failed analysis, abort) sticks on
+    the calls after it until a new rollout completes, so the reason a rollout
+    stopped stays visible while the deployment serves its current revision.
+    shortage: what a True message adds about replicas waiting for an
+    accelerator (capacity.note); a rollback names those of the failed revision,
+    and a rollback by the analysis gate the figures that failed.
     """
     spec, prior, state, events = rollout.spec, rollout.prior, rollout.state, rollout.events
     if state.rolled_back:
+        waited = capacity.describe(capacity.unschedulable(rollout.replicas_of(state.failed)),
+                                   rollout.xr_name)
+        detail = f": {state.rollback_detail}" if state.rollback_detail else ""
         return ConditionOut("Progressing", False, state.rolled_back,
-                            f"rolled back to {state.current!r}; {state.failed!r} failed")
+                            f"rolled back to {state.current!r}; {state.failed!r} failed"
+                            + (f" ({waited})" if waited else "") + detail)
     if state.failing_first_deploy:
         return ConditionOut("Progressing", False, state.failing_first_deploy,
                             f"revision {state.deploying!r} is failing and there is no earlier "
@@ -195,10 +215,10 @@ def progressing_condition(rollout: Rollout, strategy: Strategy, phase: str) -> C
             previous = prior.progressing.message if prior.progressing else None
             if not previous or note not in previous:
                 events.append(Event(Severity.WARNING, note))
-        return ConditionOut("Progressing", True, reason, message)
+        return ConditionOut("Progressing", True, reason, message + shortage)
     if phase == PHASE_PROGRESSING:
         reason, message = strategy.progress(rollout, awaiting=False)
-        return ConditionOut("Progressing", True, reason, message)
+        return ConditionOut("Progressing", True, reason, message + shortage)
     if state.aborted:
         return ConditionOut("Progressing", False, REASON_ABORTED,
                             f"rollout aborted; serving {state.current!r}")
@@ -207,7 +227,7 @@ def progressing_condition(rollout: Rollout, strategy: Strategy, phase: str) -> C
         if carried and carried.status == "False" and carried.reason in STICKY_FALSE_REASONS:
             return ConditionOut("Progressing", False, carried.reason, carried.message or "")
     return ConditionOut("Progressing", True, REASON_COMPLETE,
-                        f"revision {state.current!r} is rolled out")
+                        f"revision {state.current!r} is rolled out{shortage}")
 
 
 def routed_condition(spec: Spec, main: list[Backend],

@@ -27,6 +27,7 @@ from function.spec import (
 
 
 def revision_infos(spec: Spec, observed: Observed) -> dict[str, RevisionInfo]:
+    """Every revision the call deals with: the listed ones, then those only observed."""
     infos = {
         rev.name: RevisionInfo(
             name=rev.name,
@@ -62,6 +63,7 @@ def unlisted_revision(name: str, raw_spec: object) -> RevisionInfo:
 
 
 def revision_content(rev: Revision) -> dict:
+    """What a replica of the revision runs, copied to its spec and hashed into its label."""
     content: dict = {"model": rev.model, "engine": rev.engine}
     if rev.health_check is not None:
         content["healthCheck"] = rev.health_check.as_dict()
@@ -95,6 +97,12 @@ def decide_revisions(
     spec: Spec, prior: PriorStatus, replicas: list[Replica], now: datetime, events: list[Event],
     routed: frozenset[str] = frozenset(),
 ) -> RevisionState:
+    """The revision registers of this call: C, D, F and what changed (docs/rollout.md#revisions).
+
+    Bootstrap and lost status (C inferred from the replicas; routed: the
+    backends the observed main route carries, for ties), start and
+    pre-emption, abort, a failed revision. Each transition adds its event.
+    """
     target = spec.active_revision
     current, deploying, failed = (
         prior.current_revision,
@@ -157,6 +165,7 @@ def decide_revisions(
 
 def report_in_place_edits(replicas: list[Replica], infos: dict[str, RevisionInfo],
                           events: list[Event]) -> None:
+    """One Warning per revision whose observed replicas carry another template hash."""
     expected = {name: info.template_hash for name, info in infos.items()}
     edited = sorted({
         r.revision for r in replicas

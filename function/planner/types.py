@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from function.analysis import Verdict
 from function.classify import Replica
 from function.observe import PriorStatus
 from function.spec import HealthCheck, Revision, Spec
@@ -29,7 +30,10 @@ REASON_COMPLETE = "RolloutComplete"
 REASON_DEADLINE = "ProgressDeadlineExceeded"
 REASON_REVISION_FAILED = "RevisionFailed"
 REASON_ABORTED = "RolloutAborted"
-STICKY_FALSE_REASONS = (REASON_DEADLINE, REASON_REVISION_FAILED, REASON_ABORTED)
+REASON_ANALYSIS_FAILED = "AnalysisFailed"
+REASON_ANALYSIS_INCONCLUSIVE = "AnalysisInconclusive"
+STICKY_FALSE_REASONS = (REASON_DEADLINE, REASON_REVISION_FAILED, REASON_ABORTED,
+                        REASON_ANALYSIS_FAILED)
 
 DEFAULT_TTL_SECONDS = 60
 
@@ -118,10 +122,21 @@ class RevisionRow:
 @dataclass(frozen=True)
 class ReplicaCounts:
     desired: int
-    total: int
+    total: int  # replicas that hold an accelerator: every planned one but Unschedulable ones
     ready: int
     available: int
     updated: int
+    unschedulable: int = 0  # planned replicas waiting for an accelerator
+
+
+@dataclass(frozen=True)
+class AnalysisRecord:
+    """status.analysis: the analysis gate's latest verdict (docs/rollout.md#the-analysis-gate)."""
+
+    verdict: str
+    message: str
+    failing_since: datetime | None
+    evaluated_time: datetime | None
 
 
 @dataclass
@@ -145,6 +160,7 @@ class Plan:
     available: bool = False
     header_rule: HeaderRule | None = None  # a second main-route rule, to the canary only
     extra_status: dict[str, Any] = field(default_factory=dict)  # the strategy's own fields
+    analysis: AnalysisRecord | None = None  # None: status.analysis is not written
 
 
 @dataclass
@@ -164,6 +180,7 @@ class RevisionState:
     promoted: bool = False
     completed: bool = False
     retired_current: str | None = None  # blue, retired by promotion in this call
+    rollback_detail: str | None = None  # what the Progressing condition adds to a rollback
 
 
 @dataclass
@@ -187,6 +204,7 @@ class Rollout:
     surge: int = 0
     unavailable: int = 0
     progress: Any = None  # the strategy's own reading of this call (the canary's step)
+    analysis: AnalysisOutcome | None = None  # the analysis gate's outcome, once it ran this call
 
     @property
     def n(self) -> int:
@@ -212,4 +230,22 @@ class Gate:
     """
 
     awaiting: bool = False
+    timers: tuple[datetime, ...] = ()
+
+
+@dataclass(frozen=True)
+class AnalysisOutcome:
+    """What the analysis gate decided on this call (function/planner/analysis_gate.py).
+
+    verdict and message: this call's Judgement; failed: the metrics that
+    failed; failing_since: when the gate started failing (kept until a Pass);
+    rolled_back: this call rolled the deploying revision back for it; timers:
+    the end of the failure tolerance while a Fail is tolerated.
+    """
+
+    verdict: Verdict
+    message: str
+    failed: tuple[str, ...] = ()
+    failing_since: datetime | None = None
+    rolled_back: bool = False
     timers: tuple[datetime, ...] = ()

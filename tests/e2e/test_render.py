@@ -615,6 +615,45 @@ def test_awaiting_promotion_waits_for_approval(rendered: dict[str, list[Doc]]) -
     assert condition(docs, "Available")["status"] == "True"
 
 
+# --- analysis-rollback: BlueGreen green failing its SLO gate past the tolerance -------------
+
+
+def test_analysis_rollback_rolls_green_back_naming_the_figure(
+    rendered: dict[str, list[Doc]],
+) -> None:
+    docs = rendered["analysis-rollback"]
+    st = status(docs)
+    assert st.get("phase") == "Failed"
+    assert st.get("currentRevision") == "v1"
+    assert st.get("failedRevision") == "v2"
+    assert "deployingRevision" not in st
+    figures = "v2 TTFT p95 2.4s over 545 requests > 2s (baseline 0.896s)"
+    progressing = condition(docs, "Progressing")
+    assert (progressing["status"], progressing["reason"]) == ("False", "AnalysisFailed")
+    assert figures in progressing["message"]
+    analysis = st.get("analysis") or {}
+    assert analysis.get("verdict") == "Fail"
+    assert analysis.get("message") == figures
+    assert analysis.get("failingSince") and analysis.get("evaluatedTime")
+    warnings = [r for r in results(docs) if r.get("severity") == "SEVERITY_WARNING"]
+    assert len(warnings) == 1, warnings
+    assert figures in warnings[0]["message"]
+    assert "rolled back to 'v1'" in warnings[0]["message"]
+    assert condition(docs, "Available")["status"] == "True"
+
+
+def test_analysis_rollback_keeps_green_off_the_main_route(rendered: dict[str, list[Doc]]) -> None:
+    docs = rendered["analysis-rollback"]
+    main = route(docs, "qwen")
+    assert main is not None
+    assert backend_names(main) == {
+        observed_backend("analysis-rollback", f"qwen-v1-{i}") for i in range(3)
+    }
+    assert route(docs, "qwen-preview") is None
+    assert all(draining(r) for r in replicas(docs, "v2"))
+    assert not any(draining(r) for r in replicas(docs, "v1"))
+
+
 # --- mid-canary: Canary v1 -> v2 at step 0 (setWeight 10), the canary replica now serving ------
 
 
@@ -645,3 +684,43 @@ def test_mid_canary_splits_the_main_route_ten_percent_and_adds_the_header_rule(
     assert progressing["reason"] == "CanaryStep"
     assert progressing["message"] == (
         "step 0/4 setWeight 10: 10% routed, 1 of 1 canary replicas serving")
+
+
+# --- capacity-shortage: the v2 surge replica waits for a GPU, Replace after 120 s ------------
+
+
+def test_capacity_shortage_keeps_the_waiting_replica_and_trades_one_v1(
+    rendered: dict[str, list[Doc]],
+) -> None:
+    docs = rendered["capacity-shortage"]
+    waiting = next(r for r in replicas(docs, "v2") if r["metadata"]["name"] == "qwen-v2-0")
+    assert not draining(waiting), "a replica waiting for an accelerator is kept, not replaced"
+    assert "qwen-v2-0" not in names(of_kind(docs, "ModelEndpoint")), "it is not Ready"
+    # It holds no accelerator, so it is not in the total that maxSurge bounds: one more v2
+    # replica is created beside it (3 v1 + 1 new = N + surge).
+    assert names(replicas(docs, "v2")) == {"qwen-v2-0", "qwen-v2-1"}
+    # onCapacityShortage Replace, capacityWaitSeconds 120, waited since 10:00:02: one v1
+    # replica leaves the route and drains to free its GPU; Serving 2 = N - unav - 1.
+    drained = [r["metadata"]["name"] for r in replicas(docs, "v1") if draining(r)]
+    assert len(drained) == 1
+    main = route(docs, "qwen")
+    assert main is not None
+    routed = backend_names(main)
+    assert len(routed) == 2
+    assert observed_backend("capacity-shortage", drained[0]) not in routed
+
+
+def test_capacity_shortage_says_why_it_waits_and_what_it_traded(
+    rendered: dict[str, list[Doc]],
+) -> None:
+    docs = rendered["capacity-shortage"]
+    st = status(docs)
+    assert st.get("phase") == "Progressing"
+    assert st.get("deployingRevision") == "v2"
+    assert st["replicas"]["unschedulable"] == 1
+    assert st["replicas"]["total"] == 4, "replicas holding a GPU, the new qwen-v2-1 included"
+    message = condition(docs, "Progressing")["message"]
+    assert "1 replica unschedulable (InsufficientCapacity: qwen-v2-0)" in message
+    assert "trading one replica of headroom" in message
+    # The traded replica is headroom: 2 of 3 serve, below N - maxUnavailable.
+    assert condition(docs, "Available")["status"] == "False"

@@ -7,10 +7,14 @@ dispatches once to rollout/canary.go or rollout/bluegreen.go:
 - limits: maxSurge and maxUnavailable resolved against N;
 - at_gate / pass_gate: is the rollout at a deliberate wait (a promotion gate,
   a pause) rather than moving replicas, and may it move on;
+- analysis_on: does the SLO gate (function/planner/analysis_gate.py) judge
+  the deploying revision on this call;
 - targets: how many replicas each wanted revision should have, and whether a
   revision sheds replicas beyond its target gradually (drains_gradually: only
   as the availability rule allows, as the canary's current revision does);
 - capacity_limit: how many replicas may hold capacity before a revision grows;
+- capacity_policy: what a capacity shortage of the deploying revision does
+  (onCapacityShortage and capacityWaitSeconds), or None: it waits;
 - holds_old_capacity: whether old replicas that serve stay routed and drain
   only as the availability rule allows (else they retire at once);
 - on_main_route: which revisions the main route may carry;
@@ -51,6 +55,15 @@ class Strategy(Protocol):
         """At the gate: promote, move on, or wait (and until when)."""
         ...
 
+    def analysis_on(self, rollout: Rollout, deploying: list[Replica]) -> bool:
+        """Whether spec.strategy.analysis judges the deploying revision on this call.
+
+        When True, the planner runs the analysis gate before at_gate's answer is
+        acted on, so a lasting Fail rolls back wherever the rollout stands;
+        pass_gate reads the same outcome from analysis_gate.evaluate.
+        """
+        ...
+
     def targets(self, rollout: Rollout) -> dict[str, int]:
         """Replicas each wanted revision should have; every other revision retires."""
         ...
@@ -61,6 +74,12 @@ class Strategy(Protocol):
 
     def capacity_limit(self, rollout: Rollout, revision: str) -> int | None:
         """How many replicas may hold capacity before `revision` grows (None: no limit)."""
+        ...
+
+    def capacity_policy(self, rollout: Rollout) -> tuple[str, int] | None:
+        """(onCapacityShortage, capacityWaitSeconds) for a deploying revision whose replicas
+        wait for an accelerator; None when the strategy never trades a serving replica
+        for one (docs/rollout.md#capacity-shortage)."""
         ...
 
     def on_main_route(self, state: RevisionState, revision: str) -> bool:
@@ -89,13 +108,16 @@ class Strategy(Protocol):
 
 
 class Defaults:
-    """The answers most strategies share: no gate, no header rule, weight 1 each."""
+    """The answers most strategies share: no gate, no SLO gate, no header rule, weight 1 each."""
 
     def at_gate(self, rollout: Rollout, deploying: list[Replica]) -> bool:
         return False
 
     def pass_gate(self, rollout: Rollout, deploying: list[Replica]) -> Gate:
         return Gate()
+
+    def analysis_on(self, rollout: Rollout, deploying: list[Replica]) -> bool:
+        return False  # no gate for the SLO gate to hold
 
     def drains_gradually(self, rollout: Rollout, revision: str) -> bool:
         return False  # a wanted revision's extras retire at once (a scale-in)

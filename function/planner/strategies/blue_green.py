@@ -4,7 +4,9 @@ Green (the deploying revision) is created at full size within 2N replicas and
 is never on the main route before promotion (only on the preview route). The
 gate: green has N Serving replicas, then spec.promote names it, or autoPromote
 and promoteDelaySeconds have passed since the last green replica became Ready.
-Blue then drains for scaleDownDelaySeconds. A first deploy (no blue) is
+With spec.strategy.analysis set, green
+is promoted only on an analysis Pass (docs/rollout.md#the-analysis-gate). Blue then drains
+for scaleDownDelaySeconds. A first deploy (no blue) is
 deployed at full size and completes when it serves in full.
 """
 
@@ -13,7 +15,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from function import rollout as arithmetic
+from function.analysis import Verdict
 from function.classify import Replica
+from function.planner import analysis_gate
 from function.planner.ledger import Ledger, fully_rolled_out
 from function.planner.progress import promote
 from function.planner.strategies.base import Defaults
@@ -42,17 +46,46 @@ class BlueGreen(Defaults):
             return False
         return sum(1 for r in deploying if r.serving) >= rollout.n
 
+    def analysis_on(self, rollout: Rollout, deploying: list[Replica]) -> bool:
+        """Green is judged once it serves in full: at the promotion gate."""
+        return self.at_gate(rollout, deploying)
+
     def pass_gate(self, rollout: Rollout, deploying: list[Replica]) -> Gate:
+        """Promote on approval or after the soak; with spec.strategy.analysis, only on Pass.
+
+        The analysis gate judges green on every call at the gate (its metrics come
+        from preview traffic): Inconclusive waits unless spec.promote names green,
+        a Fail waits and rolls back once it has lasted failureToleranceSeconds.
+        """
         spec, state = rollout.spec, rollout.state
         delay = spec.strategy.promote_delay_seconds
         promote_by = soak_start(state, deploying) + timedelta(seconds=delay)
         approved = spec.promote == state.deploying
         auto = spec.strategy.auto_promote and rollout.now >= promote_by
-        if approved or auto:
-            promote(state, rollout.events, "approved by spec.promote" if approved
-                    else f"green was fully available for {delay}s")
+        analysis = spec.strategy.analysis
+        if analysis is None:
+            if approved or auto:
+                promote(state, rollout.events, "approved by spec.promote" if approved
+                        else f"green was fully available for {delay}s")
+                return Gate()
+            return Gate(awaiting=True,
+                        timers=(promote_by,) if spec.strategy.auto_promote else ())
+
+        green = state.deploying
+        assert green is not None  # at the gate
+        outcome = analysis_gate.evaluate(rollout)  # as judged this call (analysis_on)
+        assert outcome is not None and not outcome.rolled_back  # else not at the gate now
+        passed = outcome.verdict is Verdict.PASS
+        if (passed and (approved or auto)) or (
+                approved and outcome.verdict is Verdict.INCONCLUSIVE):
+            why = "approved by spec.promote" if approved else (
+                f"green was fully available for {delay}s")
+            verdict = ("analysis passed" if passed
+                       else "over an inconclusive analysis")
+            promote(state, rollout.events, f"{why}, {verdict}: {outcome.message}")
             return Gate()
-        return Gate(awaiting=True, timers=(promote_by,) if spec.strategy.auto_promote else ())
+        return Gate(awaiting=True,
+                    timers=(promote_by,) if spec.strategy.auto_promote and not auto else ())
 
     def targets(self, rollout: Rollout) -> dict[str, int]:
         state, n = rollout.state, rollout.n
@@ -70,6 +103,11 @@ class BlueGreen(Defaults):
             return 2 * rollout.n
         return None
 
+    def capacity_policy(self, rollout: Rollout) -> tuple[str, int] | None:
+        """None: green needs N accelerators beside blue's N; under a shortage it waits,
+        and the progress deadline rolls back if none appear."""
+        return None
+
     def on_main_route(self, state: RevisionState, revision: str) -> bool:
         return revision == state.current
 
@@ -79,7 +117,13 @@ class BlueGreen(Defaults):
         return state.current is None and fully_rolled_out(ledger, state.deploying, rollout.n)
 
     def progress(self, rollout: Rollout, awaiting: bool) -> tuple[str, str]:
-        state = rollout.state
+        state, outcome = rollout.state, rollout.analysis
+        if awaiting and outcome is not None and state.deploying is not None:
+            analysis = rollout.spec.strategy.analysis
+            tolerance = analysis.failure_tolerance_seconds if analysis is not None else 0
+            reason, message = analysis_gate.waiting(outcome, state.deploying, tolerance)
+            return (reason or REASON_AWAITING_PROMOTION,
+                    f"revision {state.deploying!r} is fully available; {message}")
         if awaiting:
             return (REASON_AWAITING_PROMOTION,
                     f"revision {state.deploying!r} is fully available and awaits promotion")

@@ -31,8 +31,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from function import rollout as arithmetic
+from function.analysis import Verdict
 from function.classify import Lifecycle, Replica
 from function.observe import format_time
+from function.planner import analysis_gate
 from function.planner.ledger import Ledger, fully_rolled_out
 from function.planner.strategies.base import Defaults
 from function.planner.types import (
@@ -45,7 +47,16 @@ from function.planner.types import (
     RevisionState,
     Rollout,
 )
-from function.spec import ANALYSIS, CANARY, PAUSE, SET_WEIGHT, Canary, CanaryStep, Spec
+from function.spec import (
+    ANALYSIS,
+    CANARY,
+    PAUSE,
+    REPLACE,
+    SET_WEIGHT,
+    Canary,
+    CanaryStep,
+    Spec,
+)
 
 NO_STEPS = Canary(steps=())
 
@@ -95,6 +106,7 @@ def weight_reached(steps: tuple[CanaryStep, ...], step: int) -> int:
 
 
 def describe(step: CanaryStep | None) -> str:
+    """A step as the Progressing message names it: `setWeight 50`, `pause 600s`, `pause`."""
     if step is None:
         return "promotion"
     if step.kind == SET_WEIGHT:
@@ -105,6 +117,8 @@ def describe(step: CanaryStep | None) -> str:
 
 
 class CanaryStrategy(Defaults):
+    """The Canary strategy (its methods implement strategies/base.py's Strategy)."""
+
     name = CANARY
     holds_old_capacity = True
 
@@ -131,6 +145,8 @@ class CanaryStrategy(Defaults):
             progress.step_start = rollout.now
             progress.weight = weight_reached(progress.steps, progress.step)
             state.last_progress = rollout.now
+        if state.deploying is None:  # rolled back by the analysis gate in an analysis step
+            return False
         if deploying and all(r.lifecycle is Lifecycle.FAILED for r in deploying):
             return False
         step = progress.in_force
@@ -157,20 +173,42 @@ class CanaryStrategy(Defaults):
         if step.kind == SET_WEIGHT:
             canary, current = self.replica_targets(rollout, progress)
             serving = sum(1 for r in deploying if r.serving and not r.draining)
-            kept = sum(1 for r in rollout.replicas_of(rollout.state.current) if not r.draining)
+            current_replicas = rollout.replicas_of(rollout.state.current)
+            kept = sum(1 for r in current_replicas if not r.draining)
+            current_serving = sum(1 for r in current_replicas if r.serving and not r.draining)
             prior = rollout.prior.canary
             routed = prior.weight if prior is not None and prior.weight is not None else 0
-            # With N = 0 there is nothing to route: the step is done at its targets.
-            carried = routed == progress.weight or rollout.n == 0
+            # The route carries w, or as much as it can: with no current replica
+            # left to route the canary carries everything, and with N = 0 there
+            # is nothing to route at all.
+            carried = (routed == progress.weight or rollout.n == 0
+                       or (current_serving == 0 and routed == 100))
             return serving >= canary and kept <= current and carried
         if step.kind == PAUSE:
             if step.duration_seconds is None:
                 return rollout.spec.promote == rollout.state.deploying
             return now >= progress.step_start + timedelta(seconds=step.duration_seconds)
-        # analysis: held for its duration, then judged by the SLO gate
+        # analysis: held for its duration, then done on a Pass (an Inconclusive
+        # verdict waits for approval; approval never overrides a Fail).
         if now < progress.step_start + timedelta(seconds=step.duration_seconds or 0):
             return False
-        return rollout.spec.promote == rollout.state.deploying
+        approved = rollout.spec.promote == rollout.state.deploying
+        outcome = analysis_gate.evaluate(rollout)
+        if outcome is None:  # the rollout in flight lost its strategy.analysis: approval
+            return approved
+        if outcome.rolled_back:
+            return False
+        return outcome.verdict is Verdict.PASS or (
+            outcome.verdict is Verdict.INCONCLUSIVE and approved)
+
+    def analysis_on(self, rollout: Rollout, deploying: list[Replica]) -> bool:
+        """From the first analysis step on (the promotion included), every call judges."""
+        progress: CanaryProgress | None = rollout.progress
+        if progress is None:
+            return False
+        first = next((i for i, step in enumerate(progress.steps) if step.kind == ANALYSIS),
+                     None)
+        return first is not None and progress.step >= first
 
     def pass_gate(self, rollout: Rollout, deploying: list[Replica]) -> Gate:
         progress: CanaryProgress = rollout.progress
@@ -179,9 +217,12 @@ class CanaryStrategy(Defaults):
         if step.kind == PAUSE and step.duration_seconds is None:
             return Gate(awaiting=True)
         ends = progress.step_start + timedelta(seconds=step.duration_seconds or 0)
-        if step.kind == ANALYSIS and rollout.now >= ends:
-            return Gate(awaiting=True)  # judged inconclusive: waits for approval
-        return Gate(timers=(ends,))
+        if rollout.now < ends:
+            return Gate(timers=(ends,))
+        # An analysis step past its duration and not done: Inconclusive waits for
+        # approval; a Fail waits out its tolerance (its end is the gate's timer).
+        outcome = analysis_gate.evaluate(rollout)
+        return Gate(awaiting=outcome is None or outcome.verdict is Verdict.INCONCLUSIVE)
 
     # --- replicas -----------------------------------------------------------------------
 
@@ -196,7 +237,21 @@ class CanaryStrategy(Defaults):
         if progress.promoting:
             return n, 0
         canary, current = arithmetic.canary_targets(n, progress.weight)
-        return canary, max(0, min(current, n + rollout.surge - canary))
+        current = min(current, n + rollout.surge - canary)
+        policy = self.capacity_policy(rollout)
+        if policy is not None and policy[0] == REPLACE:
+            # Under onCapacityShortage Replace the current revision never grows
+            # back during a canary, but to replace a failed replica: a replica
+            # traded for an accelerator is not reclaimed, nor re-created to wait
+            # for the accelerator the canary took.
+            holding = failed = 0
+            for replica in rollout.replicas_of(rollout.state.current):
+                if replica.lifecycle is Lifecycle.FAILED:
+                    failed += 1
+                elif not replica.draining and replica.lifecycle is not Lifecycle.UNSCHEDULABLE:
+                    holding += 1
+            current = min(current, holding + failed)
+        return canary, max(0, current)
 
     def targets(self, rollout: Rollout) -> dict[str, int]:
         state, progress = rollout.state, rollout.progress
@@ -212,6 +267,13 @@ class CanaryStrategy(Defaults):
 
     def capacity_limit(self, rollout: Rollout, revision: str) -> int | None:
         return rollout.n + rollout.surge
+
+    def capacity_policy(self, rollout: Rollout) -> tuple[str, int] | None:
+        canary = rollout.spec.strategy.canary
+        if canary is None:  # a canary in flight whose block was removed: the rolling rules
+            return (rollout.spec.strategy.on_capacity_shortage,
+                    rollout.spec.strategy.capacity_wait_seconds)
+        return canary.on_capacity_shortage, canary.capacity_wait_seconds
 
     def done(self, rollout: Rollout, ledger: Ledger) -> bool:
         progress = rollout.progress
@@ -272,12 +334,19 @@ class CanaryStrategy(Defaults):
         step = progress.in_force
         assert step is not None
         position = f"step {progress.step}/{len(progress.steps)} {describe(step)}"
+        outcome = rollout.analysis
+        analysis = rollout.spec.strategy.analysis
+        judged = ""
+        if outcome is not None and analysis is not None and state.deploying is not None:
+            reason, judged = analysis_gate.waiting(outcome, state.deploying,
+                                                   analysis.failure_tolerance_seconds)
+            if awaiting and reason is not None:
+                return reason, f"{position}: {where}; {judged}"
+            judged = f"; {judged}"
         if awaiting:
-            wait = ("the analysis was inconclusive" if step.kind == ANALYSIS
-                    else "awaiting approval")
-            return (REASON_AWAITING_PROMOTION,
-                    f"{position}: {where}; {wait}: set spec.promote to {state.deploying!r}")
-        return REASON_CANARY_STEP, f"{position}: {where}"
+            return (REASON_AWAITING_PROMOTION, f"{position}: {where}; awaiting approval: set "
+                    f"spec.promote to {state.deploying!r}")
+        return REASON_CANARY_STEP, f"{position}: {where}{judged}"
 
     def status(self, rollout: Rollout) -> dict[str, Any]:
         progress: CanaryProgress | None = rollout.progress

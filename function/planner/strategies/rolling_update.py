@@ -16,6 +16,8 @@ from function.spec import ROLLING_UPDATE, Spec
 
 
 class RollingUpdate(Defaults):
+    """The RollingUpdate strategy (its methods implement strategies/base.py's Strategy)."""
+
     name = ROLLING_UPDATE
     holds_old_capacity = True
 
@@ -30,6 +32,10 @@ class RollingUpdate(Defaults):
 
     def capacity_limit(self, rollout: Rollout, revision: str) -> int | None:
         return rollout.n + rollout.surge
+
+    def capacity_policy(self, rollout: Rollout) -> tuple[str, int] | None:
+        rolling = rollout.spec.strategy
+        return rolling.on_capacity_shortage, rolling.capacity_wait_seconds
 
     def on_main_route(self, state: RevisionState, revision: str) -> bool:
         return revision == state.current or revision == state.deploying

@@ -1,0 +1,175 @@
+"""Capacity shortage: replicas waiting for an accelerator, and what a rollout does about them.
+
+A replica observed not Ready with `Scheduled=False` is Unschedulable
+(function/classify.py): it holds no accelerator, so it does not count toward
+the total that maxSurge bounds, it is never timed out into Failed while it
+waits, and it goes first when replicas must go. What the rollout does about
+a deploying revision that waits is the strategy's capacity policy
+(docs/rollout.md#capacity-shortage):
+
+- Wait: nothing else changes. The Progressing message names the replicas
+  that wait and why; the progress deadline rolls back if capacity never
+  appears.
+- Replace: once a replica of the deploying revision has waited
+  capacityWaitSeconds, one old replica that serves drains beyond the
+  availability rule, so that its accelerator is freed for the new revision
+  (serving_to_trade in function/rollout.py says how many, at most one).
+- No policy (BlueGreen: green needs N accelerators beside blue): wait.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from function import naming
+from function import rollout as arithmetic
+from function.classify import Lifecycle, Replica
+from function.observe import format_time
+from function.planner.types import Rollout
+from function.spec import REPLACE, WAIT
+
+if TYPE_CHECKING:
+    from function.planner.ledger import Ledger
+    from function.planner.strategies.base import Strategy
+
+# How many replicas a message names per reason; the rest are counted.
+NAMED_PER_REASON = 3
+
+
+def unschedulable(replicas: Iterable[Replica]) -> list[Replica]:
+    """The replicas waiting for an accelerator."""
+    return [r for r in replicas if r.lifecycle is Lifecycle.UNSCHEDULABLE]
+
+
+def unschedulable_since(replica: Replica) -> datetime:
+    """When the replica started waiting: its Scheduled condition's lastTransitionTime.
+
+    Without one, its creation (or first desired) time: a replica waits for an
+    accelerator from the moment it exists.
+    """
+    scheduled = replica.observed.scheduled
+    if scheduled is not None and scheduled.last_transition_time is not None:
+        return scheduled.last_transition_time
+    return replica.born
+
+
+def describe(replicas: list[Replica], xr_name: str) -> str:
+    """The replicas that wait for an accelerator, by reason, for a message ("" when none).
+
+    The lowest indices of each reason are named, the rest counted, so the
+    message stays short at any size:
+
+        1 replica unschedulable (InsufficientCapacity: qwen-v2-0)
+        5 replicas unschedulable (InsufficientCapacity: qwen-v2-0, qwen-v2-1, qwen-v2-2
+        and 1 more; Unschedulable: qwen-v2-4)
+    """
+    if not replicas:
+        return ""
+    by_reason: dict[str, list[Replica]] = defaultdict(list)
+    for replica in replicas:
+        scheduled = replica.observed.scheduled
+        reason = (scheduled.reason if scheduled is not None else None) or "no reason given"
+        by_reason[reason].append(replica)
+    parts = []
+    for reason in sorted(by_reason):
+        waiting = sorted(by_reason[reason], key=lambda r: (r.revision, r.index))
+        named = ", ".join(naming.replica_name(xr_name, r.revision, r.index)
+                          for r in waiting[:NAMED_PER_REASON])
+        more = len(waiting) - NAMED_PER_REASON
+        parts.append(f"{reason}: {named}" + (f" and {more} more" if more > 0 else ""))
+    count = len(replicas)
+    return f"{count} replica{'' if count == 1 else 's'} unschedulable ({'; '.join(parts)})"
+
+
+def replace_at(rollout: Rollout, strategy: Strategy) -> datetime | None:
+    """When Replace may first act: a replica of the deploying revision has waited
+    capacityWaitSeconds. None when the policy is not Replace or none of them waits.
+
+    capacityWaitSeconds 120, qwen-v2-0 Unschedulable since 10:00:00 and
+    qwen-v2-1 since 10:01:00 -> 10:02:00.
+    """
+    policy = strategy.capacity_policy(rollout)
+    deploying = rollout.state.deploying
+    if policy is None or policy[0] != REPLACE or deploying is None:
+        return None
+    waiting = unschedulable(rollout.replicas_of(deploying))
+    if not waiting:
+        return None
+    return min(unschedulable_since(r) for r in waiting) + timedelta(seconds=policy[1])
+
+
+def timers(rollout: Rollout, strategy: Strategy) -> tuple[datetime, ...]:
+    """The moment Replace may act, while it is still to come."""
+    acts_at = replace_at(rollout, strategy)
+    return (acts_at,) if acts_at is not None and acts_at > rollout.now else ()
+
+
+def headroom_to_trade(ledger: Ledger, rollout: Rollout, strategy: Strategy,
+                      serving_old: int, serving_new: int) -> int:
+    """How many old replicas that serve drain beyond the availability rule now: 0 or 1.
+
+    One, under Replace, when a replica of the deploying revision has waited
+    capacityWaitSeconds, no accelerator is already on its way (no replica is
+    Draining, and every replica of the deploying revision that holds one
+    serves: the capacity freed before serves), and the availability rule
+    drains nothing this call; serving_to_trade keeps Serving at or above
+    N - unav - 1.
+    """
+    acts_at = replace_at(rollout, strategy)
+    if acts_at is None or rollout.now < acts_at:
+        return 0
+    if any(planned.draining for planned in ledger.kept.values()):
+        return 0
+    for replica in rollout.replicas_of(rollout.state.deploying):
+        lifecycle = replica.lifecycle
+        if (lifecycle is not Lifecycle.UNSCHEDULABLE and lifecycle is not Lifecycle.FAILED
+                and not replica.serving and not replica.draining):
+            return 0
+    return arithmetic.serving_to_trade(serving_old=serving_old, serving_new=serving_new,
+                                       replicas=rollout.n, unavailable=rollout.unavailable)
+
+
+def note(rollout: Rollout, strategy: Strategy, ledger: Ledger, waiting: list[Replica],
+         serving: int) -> str:
+    """What the Progressing message says of replicas that wait for an accelerator ("" if none).
+
+    waiting: the planned replicas that are Unschedulable. When the deploying
+    revision waits, the note also says what the rollout does about it.
+    """
+    described = describe(waiting, rollout.xr_name)
+    deploying = rollout.state.deploying
+    if not described or deploying is None or not any(r.revision == deploying for r in waiting):
+        return f"; {described}" if described else ""
+    policy = strategy.capacity_policy(rollout)
+    deadline = rollout.state.last_progress
+    rolls_back = ""
+    if deadline is not None:
+        deadline += timedelta(seconds=rollout.spec.progress_deadline_seconds)
+        rolls_back = f"; without progress it rolls back at {format_time(deadline)}"
+    if policy is None:
+        return (f"; {described}; waiting for capacity ({rollout.state.strategy} trades no "
+                f"serving replica for an accelerator){rolls_back}")
+    if policy[0] == WAIT:
+        return f"; {described}; waiting for capacity (onCapacityShortage Wait){rolls_back}"
+    traded = ledger.traded
+    if traded is not None:
+        name = naming.replica_name(rollout.xr_name, traded.revision, traded.index)
+        return (f"; {described}; onCapacityShortage Replace: {name} drains to free its "
+                f"accelerator, trading one replica of headroom")
+    minimum = arithmetic.minimum_serving(rollout.n, rollout.unavailable)
+    if serving < minimum:
+        return (f"; {described}; onCapacityShortage Replace: one replica of headroom is "
+                f"traded for an accelerator ({serving} serving, {minimum} otherwise required)")
+    acts_at = replace_at(rollout, strategy)
+    if acts_at is not None and rollout.now < acts_at:
+        return (f"; {described}; onCapacityShortage Replace frees an accelerator from "
+                f"{format_time(acts_at)}")
+    if not any(r.serving for name, replicas in rollout.by_revision.items() if name != deploying
+               for r in replicas):
+        return (f"; {described}; waiting for capacity (no replica of an earlier revision "
+                f"serves, so none can be traded){rolls_back}")
+    return (f"; {described}; onCapacityShortage Replace: waiting for the accelerator being "
+            f"freed to serve before trading another")
