@@ -77,9 +77,17 @@ class Replica:
     ready_since: datetime | None
     next_change: datetime | None  # when time alone will change this classification
 
-    def removal_rank(self) -> tuple[int, int]:
-        """Sort key for removal: Unschedulable, Failed, Provisioning, Running by health; newest
-        first (docs/rollout.md#replica-states)."""
+    def removal_rank(self) -> tuple[int, bool, int]:
+        """Sort key for removal: Unschedulable, Failed, Provisioning, Running by health;
+        among equals, one that does not serve yet first, then the newest
+        (docs/rollout.md#replica-states).
+
+        Availability first: of two Healthy Running replicas, one still inside
+        minReadySeconds (or without a published backend) carries no traffic and
+        goes before one that serves, as a Kubernetes ReplicaSet removes the pods
+        Ready for the shortest time first. Healthy replicas 0-2 not serving yet
+        and 3 serving, scaling 4 -> 2: 2 and 1 go, 3 stays.
+        """
         lifecycle = self.lifecycle
         if lifecycle is _FAILED:
             rank = 0
@@ -89,7 +97,7 @@ class Replica:
             rank = 1
         else:
             rank = _REMOVAL_RANK_RUNNING[self.health]
-        return (rank, -self.index)
+        return (rank, self.serving, -self.index)
 
 
 def warmup_budget(health_check: HealthCheck | None) -> int:

@@ -19,8 +19,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from function import naming
 from tests import invariants
 from tests.fixtures import blue_green, deployment, rolling
@@ -217,8 +215,6 @@ def test_a_canary_at_one_replica_without_surge_completes_or_rolls_back():
                     check=invariants.check)
 
 
-@pytest.mark.xfail(strict=True, reason="scale-in drains a Serving replica before Running "
-                                       "ones that do not serve yet")
 def test_scaling_in_keeps_the_replicas_that_serve():
     """Campaign: --seed 9 --only 151 (rolling-0/1 scale).
 
@@ -235,3 +231,5 @@ def test_scaling_in_keeps_the_replicas_that_serve():
     world.spec["replicas"] = 2
     step = world.step(dt=10)
     invariants.check(world, step)
+    annotations = step.desired["replica-v1-3"]["metadata"].get("annotations", {})
+    assert "serving.rollout.dev/draining-since" not in annotations, "the serving replica stays"
