@@ -25,6 +25,8 @@ from function.spec import Analysis
 
 
 class Verdict(enum.Enum):
+    """The analysis gate's verdict on the deploying revision (docs/rollout.md#the-analysis-gate)."""
+
     PASS = "Pass"
     FAIL = "Fail"
     INCONCLUSIVE = "Inconclusive"
@@ -58,6 +60,7 @@ class Figures:
         return self.errors / self.requests if self.requests else 0.0
 
     def p95(self, metric: str) -> float | None:
+        """The combined p95 of `metric` (TTFT_P95 or ITL_P95); None when no replica publishes it."""
         return self.ttft_p95_seconds if metric == TTFT_P95 else self.itl_p95_seconds
 
 

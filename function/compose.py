@@ -16,6 +16,10 @@ from function.spec import Input, RouteTimeouts, Spec
 
 @dataclass(frozen=True)
 class DesiredResource:
+    """One composed resource as desired: its composition key, its body, and whether
+    Crossplane should count it Ready (from what was observed of it).
+    """
+
     key: str
     body: dict[str, Any]
     ready: bool
@@ -23,12 +27,20 @@ class DesiredResource:
 
 @dataclass(frozen=True)
 class Composition:
+    """What compose returns: the desired composed resources and the XR's status."""
+
     resources: list[DesiredResource]
     status: dict[str, Any]
 
 
 def compose(spec: Spec, plan: Plan, observed: Observed, fn_input: Input,
             xr_name: str) -> Composition:
+    """The plan as desired resources and XR status.
+
+    Each planned replica, followed by its endpoint while it is observed Ready, then
+    the main and preview routes. Replicas of one revision share one spec dict,
+    built once per call (replica_spec).
+    """
     resources: list[DesiredResource] = []
     templates: dict[str, dict[str, Any]] = {}
     for planned in plan.replicas:
@@ -50,6 +62,7 @@ def compose(spec: Spec, plan: Plan, observed: Observed, fn_input: Input,
 
 def replica_body(plan: Plan, planned: PlannedReplica, xr_name: str, fn_input: Input,
                  labels: dict[str, str], templates: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A replica as desired: the Input's replica kind, its name, labels, annotations and spec."""
     return {
         "apiVersion": fn_input.replica.api_version,
         "kind": fn_input.replica.kind,
@@ -63,6 +76,7 @@ def replica_body(plan: Plan, planned: PlannedReplica, xr_name: str, fn_input: In
 
 
 def endpoint_ready(observed: Observed, planned: PlannedReplica) -> bool:
+    """Whether the replica's endpoint was observed Ready=True (False before it is observed)."""
     observed_endpoint = observed.endpoints.get((planned.revision, planned.index))
     return observed_endpoint is not None and observed_endpoint.ready
 
@@ -92,6 +106,11 @@ def route_resources(spec: Spec, plan: Plan, observed: Observed,
 
 
 def replica_labels(plan: Plan, planned: PlannedReplica, xr_name: str) -> dict[str, str]:
+    """A replica's labels: deployment, revision, index, and the template hash.
+
+    The hash is the revision's; for a revision gone from spec.revisions, the one
+    the replica carries already; no label when neither is known.
+    """
     labels = {
         naming.LABEL_DEPLOYMENT: naming.label_value(xr_name),
         naming.LABEL_REVISION: planned.revision,
@@ -106,6 +125,9 @@ def replica_labels(plan: Plan, planned: PlannedReplica, xr_name: str) -> dict[st
 
 
 def replica_annotations(planned: PlannedReplica) -> dict[str, str]:
+    """When the replica was first desired and, while it drains, when its drain started
+    and how many seconds it lasts (docs/rollout.md#draining).
+    """
     annotations = {naming.ANNOTATION_DESIRED_SINCE: format_time(planned.desired_since)}
     if planned.draining_since is not None:
         annotations[naming.ANNOTATION_DRAINING_SINCE] = format_time(planned.draining_since)
@@ -115,6 +137,13 @@ def replica_annotations(planned: PlannedReplica) -> dict[str, str]:
 
 def replica_spec(plan: Plan, planned: PlannedReplica, xr_name: str,
                  templates: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A replica's spec: deployment, revision and the revision's content.
+
+    A revision gone from spec.revisions keeps the spec its replica was built from,
+    copied as plain data (docs/rollout.md#revisions, rule 9); with none observed,
+    only deployment and revision. templates holds one dict per revision for this
+    call, shared by its replicas.
+    """
     info = plan.revisions[planned.revision]
     if info.template is None:
         # Missing from spec.revisions: keep what the replica was built from.
@@ -133,6 +162,9 @@ def replica_spec(plan: Plan, planned: PlannedReplica, xr_name: str,
 
 def endpoint_body(plan: Plan, planned: PlannedReplica, labels: dict[str, str],
                   fn_input: Input) -> dict[str, Any]:
+    """An endpoint as desired: the replica it fronts, its revision, the engine port, and
+    the replica's status.address.url (omitted while the replica publishes none).
+    """
     spec: dict[str, Any] = {
         "replica": planned.name,
         "revision": planned.revision,
@@ -180,6 +212,9 @@ def http_route(name: str, parent_refs: tuple[dict[str, Any], ...], hostnames: tu
 
 def route_rule(path_prefix: str, backends: list[Backend],
                timeouts: RouteTimeouts | None) -> dict[str, Any]:
+    """One HTTPRoute rule: a PathPrefix match, a backendRef per backend (the key is
+    omitted when there are none) and the fields of spec.route.timeouts that are set.
+    """
     rule: dict[str, Any] = {"matches": [{"path": {"type": "PathPrefix", "value": path_prefix}}]}
     if backends:
         rule["backendRefs"] = [
@@ -192,6 +227,10 @@ def route_rule(path_prefix: str, backends: list[Backend],
 
 
 def status(plan: Plan) -> dict[str, Any]:
+    """The XR's status as written: phase, the revision registers that are set, the
+    replica counts, one row per revision, the strategy's own fields (status.canary)
+    and status.analysis (docs/rollout.md#status-and-conditions).
+    """
     out: dict[str, Any] = {"phase": plan.phase}
     optional = {
         "currentRevision": plan.current_revision,

@@ -113,6 +113,10 @@ def get(source: Any, key: str) -> Any:
 
 
 def get_path(source: Any, *keys: str) -> Any:
+    """get, key by key; None as soon as one step is absent or not a mapping.
+
+    Example: get_path(xr, "status", "phase") is xr.status.phase.
+    """
     for key in keys:
         source = get(source, key)
         if source is None:
@@ -121,10 +125,16 @@ def get_path(source: Any, *keys: str) -> Any:
 
 
 def as_str(value: Any) -> str | None:
+    """value when it is a str, else None."""
     return value if isinstance(value, str) else None
 
 
 def as_int(value: Any) -> int | None:
+    """value as an int when it is a whole number of at most 2**53 in magnitude, else None.
+
+    A bool is refused; a whole double is accepted, since a Struct holds every
+    number as one: 3.0 -> 3, 2.5 -> None, 2.0**54 -> None, True -> None.
+    """
     if isinstance(value, bool) or not isinstance(value, _NUMBER):
         return None
     if isinstance(value, float) and not value.is_integer():
@@ -147,6 +157,11 @@ def as_time(value: Any) -> datetime | None:
 
 @functools.lru_cache(maxsize=4096)
 def format_time(value: datetime) -> str:
+    """value as an RFC 3339 UTC timestamp to the second: 2026-11-22T10:04:30Z.
+
+    Fractions of a second are dropped and other offsets converted:
+    10:04:30.9+02:00 -> 08:04:30Z.
+    """
     # Cached: replicas created by the same call share their desired-since time.
     utc = value.astimezone(UTC)
     if utc.year >= 1000:  # isoformat is several times cheaper and, from year 1000 on, the same
@@ -195,6 +210,10 @@ def _plain_value(value: struct_pb2.Value, depth: int) -> Any:
 # thousands are made per call. Slots also keep them a quarter of the size.
 @dataclass(slots=True)
 class Condition:
+    """A status condition as read: status ("True", "False", "Unknown"; None when
+    unreadable), and its reason, message and lastTransitionTime when present.
+    """
+
     status: str | None
     reason: str | None = None
     message: str | None = None
@@ -202,6 +221,7 @@ class Condition:
 
 
 def find_condition(status: Any, kind: str) -> Condition | None:
+    """The first condition of type `kind` in status.conditions, or None."""
     return _find_condition(get(status, "conditions"), kind)
 
 
@@ -241,6 +261,8 @@ def _condition(fields: Any, status: Any) -> Condition:
 
 @dataclass(slots=True)
 class Health:
+    """A replica's status.health: state (Healthy or Unhealthy) and when it was last probed."""
+
     state: str | None
     last_probe_time: datetime | None
 
@@ -263,6 +285,13 @@ class Metrics:
 
 @dataclass(slots=True)
 class ObservedReplica:
+    """What the rollout reads of one observed replica (docs/rollout.md#resources-and-fields).
+
+    revision and index come from its key; every other field is None (or False)
+    when absent or unreadable. desired_since, draining_since, drain_seconds and
+    template_hash are what an earlier response wrote in its annotations and labels.
+    """
+
     key: str
     revision: str
     index: int
@@ -286,11 +315,16 @@ class ObservedReplica:
 
     @property
     def is_ready(self) -> bool:
+        """Whether its Ready condition's status is "True"."""
         return self.ready is not None and self.ready.status == "True"
 
 
 @dataclass(slots=True)
 class ObservedEndpoint:
+    """What the rollout reads of one observed endpoint: the backendName it publishes
+    (None until it publishes one) and whether it is Ready.
+    """
+
     key: str
     revision: str
     index: int
@@ -300,12 +334,18 @@ class ObservedEndpoint:
 
 @dataclass(frozen=True)
 class ObservedRoute:
+    """What the rollout reads of an observed HTTPRoute: whether a parent accepted it,
+    and the backendRef names its rules carry now.
+    """
+
     accepted: bool
     backends: frozenset[str] = frozenset()  # backendRef names the route carries now
 
 
 @dataclass(frozen=True)
 class PriorRevisionRow:
+    """One row of status.revisions as written before; None where it is unreadable."""
+
     replicas: int | None
     available: int | None
 
@@ -348,6 +388,12 @@ class PriorStatus:
 
 @dataclass(frozen=True)
 class Observed:
+    """The observed composed resources the function reads, by kind.
+
+    replicas sorted by (revision, index); endpoints keyed by (revision, index); a
+    route None when it is not observed.
+    """
+
     replicas: tuple[ObservedReplica, ...] = ()
     endpoints: Mapping[tuple[str, int], ObservedEndpoint] = field(default_factory=dict)
     route: ObservedRoute | None = None
@@ -355,6 +401,12 @@ class Observed:
 
 
 def read_replica(key: str, revision: str, index: int, resource: Any) -> ObservedReplica:
+    """The ObservedReplica of one observed replica (a Struct, or a dict in tests).
+
+    A Struct of the usual shape is read by _read_regular_replica; anything else,
+    including a Struct with one field of another shape, by _read_replica, which
+    checks every field's type. Both give the same result.
+    """
     if type(resource) is _STRUCT:
         with contextlib.suppress(_Irregular):
             return _read_regular_replica(key, revision, index, resource.fields)
@@ -656,6 +708,7 @@ def _int_text(value: Any) -> int | None:
 
 
 def read_endpoint(key: str, revision: str, index: int, resource: Any) -> ObservedEndpoint:
+    """The ObservedEndpoint of one observed endpoint, read like read_replica."""
     if type(resource) is _STRUCT:
         with contextlib.suppress(_Irregular):
             return _read_regular_endpoint(key, revision, index, resource.fields)
@@ -695,6 +748,9 @@ def _read_endpoint(key: str, revision: str, index: int, resource: Any) -> Observ
 
 
 def read_route(resource: Any) -> ObservedRoute:
+    """The ObservedRoute of an observed HTTPRoute: accepted when any entry of
+    status.parents has Accepted=True.
+    """
     parents = _elements(get_path(resource, "status", "parents"))
     accepted = False
     if parents is not None:
@@ -766,6 +822,11 @@ def read_observed(resources: Iterable[tuple[str, Any]]) -> Observed:
 
 
 def read_prior_status(status: Any) -> PriorStatus:
+    """The PriorStatus the function wrote on an earlier call, from the XR's status.
+
+    Unreadable fields are unknown (None) and empty revision names unset. At most
+    256 status.revisions rows are read, so the work stays bounded.
+    """
     rows: dict[str, PriorRevisionRow] = {}
     raw_rows = _elements(get(status, "revisions"))
     if raw_rows is not None:

@@ -116,7 +116,10 @@ class Integer(GroupedMetadata):
 
 
 def Seconds(minimum: int = 0) -> Integer:
-    """Whole seconds, at most a year: use as `Annotated[int, Seconds()]`."""
+    """Whole seconds from `minimum` to a year (MAX_SECONDS, 366 days), as an int constraint.
+
+    Used as `Annotated[int, Seconds(1)]`: 1 to 31622400 seconds.
+    """
     return Integer(minimum, MAX_SECONDS)
 
 

@@ -167,6 +167,10 @@ class Tally:
 
 
 def decide_phase(state: RevisionState, awaiting: bool) -> str:
+    """status.phase: Failed on a rollback or a failing first deploy; AwaitingPromotion
+    or Progressing while a revision deploys; Failed while activeRevision still
+    names the failed revision; else Stable.
+    """
     if state.rolled_back or state.failing_first_deploy:
         return PHASE_FAILED
     if state.deploying is not None:
@@ -232,6 +236,9 @@ def progressing_condition(rollout: Rollout, strategy: Strategy, phase: str,
 
 def routed_condition(spec: Spec, main: list[Backend],
                      planned: list[PlannedReplica]) -> ConditionOut:
+    """The Routed condition: True when the main route has a backendRef; when False, why
+    (no spec.route, or what the planned replicas are doing: `1 creating, 2 provisioning`).
+    """
     if spec.route is None:
         return ConditionOut("Routed", False, "RouteNotConfigured",
                             "spec.route is not set; no HTTPRoute is composed")
