@@ -32,6 +32,10 @@ _LIST_VALUE = struct_pb2.ListValue
 _FIELDS = type(struct_pb2.Struct().fields)
 _TEXT_OR_NONE = (str, type(None))
 _NUMBER = (int, float)  # a tuple: `int | float` would build a union on every call
+_MAX_DEPTH = 64  # to_plain copies no deeper: the spec's free-form fields stop at 16 levels
+_MAX_TIME_LENGTH = 64  # an RFC 3339 timestamp is at most 35 characters
+_ISOFORMAT_FROM_YEAR = 1000  # from this year on, isoformat gives the same text as strftime
+_MAX_DRAIN_DIGITS = 9  # drain-seconds annotation: up to 999999999 s, far past any drain
 
 
 def _value(value: struct_pb2.Value) -> Any:
@@ -146,7 +150,7 @@ def as_int(value: Any) -> int | None:
 
 def as_time(value: Any) -> datetime | None:
     """An RFC 3339 timestamp, always timezone-aware; None for anything else."""
-    if not isinstance(value, str) or len(value) > 64:
+    if not isinstance(value, str) or len(value) > _MAX_TIME_LENGTH:
         return None
     try:
         parsed = datetime.fromisoformat(value)
@@ -164,35 +168,41 @@ def format_time(value: datetime) -> str:
     """
     # Cached: replicas created by the same call share their desired-since time.
     utc = value.astimezone(UTC)
-    if utc.year >= 1000:  # isoformat is several times cheaper and, from year 1000 on, the same
+    if utc.year >= _ISOFORMAT_FROM_YEAR:  # isoformat is several times cheaper
         return utc.isoformat(timespec="seconds")[:19] + "Z"
     return utc.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def to_plain(value: Any, depth: int = 0) -> Any:
     """A deep copy of a dict- or Struct-shaped value as plain Python values."""
-    if depth > 64:
+    if depth > _MAX_DEPTH:
         return None
-    # Structs are read through fields and each Value's kind: the Mapping protocol
-    # gives the same values at several times the cost (the spec is copied every call).
-    if type(value) is _STRUCT:
-        return {key: _plain_value(item, depth + 1) for key, item in value.fields.items()}
-    if type(value) is _LIST_VALUE:
-        return [_plain_value(item, depth + 1) for item in value.values]
+    kind = type(value)
+    if kind is _STRUCT or kind is _LIST_VALUE:
+        return _plain_message(value, depth)
     if isinstance(value, Mapping):
         return {str(k): to_plain(value[k], depth + 1) for k in value}
-    if isinstance(value, str):
-        return value
-    if isinstance(value, Sequence):
+    if isinstance(value, Sequence) and not isinstance(value, str):
         return [to_plain(v, depth + 1) for v in value]
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    return value
+    return value  # str, int, bool, None and a fractional float as they are
+
+
+def _plain_message(value: struct_pb2.Struct | struct_pb2.ListValue, depth: int) -> Any:
+    """to_plain of a Struct (a dict) or a ListValue (a list).
+
+    Read through fields or values and each Value's kind: the Mapping protocol
+    gives the same values at several times the cost (the spec is copied every call).
+    """
+    if type(value) is _STRUCT:
+        return {key: _plain_value(item, depth + 1) for key, item in value.fields.items()}
+    return [_plain_value(item, depth + 1) for item in value.values]
 
 
 def _plain_value(value: struct_pb2.Value, depth: int) -> Any:
     """to_plain(_value(value), depth)."""
-    if depth > 64:
+    if depth > _MAX_DEPTH:
         return None
     kind = value.WhichOneof("kind")
     if kind == "string_value":
@@ -200,7 +210,7 @@ def _plain_value(value: struct_pb2.Value, depth: int) -> Any:
     if kind == "number_value":
         number = value.number_value
         return int(number) if number.is_integer() else number
-    if kind == "struct_value" or kind == "list_value":
+    if kind in ("struct_value", "list_value"):
         return to_plain(getattr(value, kind), depth)
     return _value(value)  # bool, null, or no kind at all (an error, as from the Mapping)
 
@@ -521,60 +531,61 @@ def _read_regular_replica(key: str, revision: str, index: int, fields: Any) -> O
     text belongs, an absent list) is left to _read_replica, so the result is
     the same either way.
     """
-    created = desired_since = draining_since = drain_seconds = template_hash = None
-    if "metadata" in fields:
-        metadata = _object(fields["metadata"])
-        if "creationTimestamp" in metadata:
-            created = as_time(_string(metadata["creationTimestamp"]))
-        if "annotations" in metadata:
-            annotations = _object(metadata["annotations"])
-            if naming.ANNOTATION_DESIRED_SINCE in annotations:
-                desired_since = as_time(_string(annotations[naming.ANNOTATION_DESIRED_SINCE]))
-            if naming.ANNOTATION_DRAINING_SINCE in annotations:
-                draining_since = as_time(_string(annotations[naming.ANNOTATION_DRAINING_SINCE]))
-            if naming.ANNOTATION_DRAIN_SECONDS in annotations:
-                drain_seconds = _int_text(_string(annotations[naming.ANNOTATION_DRAIN_SECONDS]))
-        if "labels" in metadata:
-            labels = _object(metadata["labels"])
-            if naming.LABEL_TEMPLATE_HASH in labels:
-                template_hash = _string(labels[naming.LABEL_TEMPLATE_HASH])
-    ready = scheduled = health = url = message = metrics = None
-    failed = False
-    if "status" in fields:
-        status = _object(fields["status"])
-        if "conditions" in status:
-            ready, scheduled = _regular_conditions(_regular_list(status["conditions"]))
-        if "health" in status:
-            health = _regular_health(_object(status["health"]))
-        if "address" in status:
-            address = _object(status["address"])
-            if "url" in address:
-                url = _string(address["url"])
-        if "phase" in status:
-            failed = _string(status["phase"]) == "Failed"
-            if failed and "message" in status:
-                message = _string(status["message"])
-        if "metrics" in status:
-            metrics = _object(status["metrics"])
-    return ObservedReplica(
+    replica = ObservedReplica(
         key=key,
         revision=revision,
         index=index,
-        created=created,
-        desired_since=desired_since,
-        draining_since=draining_since,
-        drain_seconds=drain_seconds,
-        template_hash=template_hash,
-        ready=ready,
-        scheduled=scheduled,
-        health=health,
-        failed=failed,
-        message=message,
-        url=url,
-        malformed=False,
-        raw_spec=_value(fields["spec"]) if "spec" in fields else None,
-        raw_metrics=metrics,
     )
+    if "metadata" in fields:
+        _read_regular_metadata(replica, _object(fields["metadata"]))
+    if "status" in fields:
+        _read_regular_status(replica, _object(fields["status"]))
+    if "spec" in fields:
+        replica.raw_spec = _value(fields["spec"])
+    return replica
+
+
+def _read_regular_metadata(replica: ObservedReplica, metadata: Any) -> None:
+    """Set replica's creation time and what earlier responses wrote in its annotations and
+    labels, from metadata of the usual shape; _Irregular when not.
+    """
+    if "creationTimestamp" in metadata:
+        replica.created = as_time(_string(metadata["creationTimestamp"]))
+    if "annotations" in metadata:
+        annotations = _object(metadata["annotations"])
+        if naming.ANNOTATION_DESIRED_SINCE in annotations:
+            replica.desired_since = as_time(_string(annotations[naming.ANNOTATION_DESIRED_SINCE]))
+        if naming.ANNOTATION_DRAINING_SINCE in annotations:
+            replica.draining_since = as_time(
+                _string(annotations[naming.ANNOTATION_DRAINING_SINCE]))
+        if naming.ANNOTATION_DRAIN_SECONDS in annotations:
+            replica.drain_seconds = _int_text(
+                _string(annotations[naming.ANNOTATION_DRAIN_SECONDS]))
+    if "labels" in metadata:
+        labels = _object(metadata["labels"])
+        if naming.LABEL_TEMPLATE_HASH in labels:
+            replica.template_hash = _string(labels[naming.LABEL_TEMPLATE_HASH])
+
+
+def _read_regular_status(replica: ObservedReplica, status: Any) -> None:
+    """Set replica's conditions, health, url, failure and raw metrics from a status of
+    the usual shape; _Irregular when not.
+    """
+    if "conditions" in status:
+        replica.ready, replica.scheduled = _regular_conditions(
+            _regular_list(status["conditions"]))
+    if "health" in status:
+        replica.health = _regular_health(_object(status["health"]))
+    if "address" in status:
+        address = _object(status["address"])
+        if "url" in address:
+            replica.url = _string(address["url"])
+    if "phase" in status:
+        replica.failed = _string(status["phase"]) == "Failed"
+        if replica.failed and "message" in status:
+            replica.message = _string(status["message"])
+    if "metrics" in status:
+        replica.raw_metrics = _object(status["metrics"])
 
 
 def _regular_conditions(entries: Any) -> tuple[Condition | None, Condition | None]:
@@ -702,7 +713,7 @@ def _seconds_or_none(value: Any) -> bool:
 
 
 def _int_text(value: Any) -> int | None:
-    if isinstance(value, str) and value.isdigit() and len(value) <= 9:
+    if isinstance(value, str) and value.isdigit() and len(value) <= _MAX_DRAIN_DIGITS:
         return int(value)
     return None
 
