@@ -88,18 +88,19 @@ def route_resources(spec: Spec, plan: Plan, observed: Observed,
     if spec.route is not None and plan.main_backends is not None:
         resources.append(DesiredResource(
             key=naming.ROUTE_KEY,
-            body=http_route(xr_name, spec.route.parent_refs, spec.route.hostnames,
-                            spec.route.path_prefix, plan.main_backends,
-                            header_rule=plan.header_rule, timeouts=spec.route.timeouts),
+            body=http_route(xr_name, xr_name, spec.route.parent_refs, spec.route.hostnames,
+                            route_rules(spec.route.path_prefix, plan.main_backends,
+                                        plan.header_rule, spec.route.timeouts)),
             ready=observed.route is not None and observed.route.accepted,
         ))
         preview = spec.route.preview
         if preview is not None and plan.preview_backends is not None:
             resources.append(DesiredResource(
                 key=naming.PREVIEW_ROUTE_KEY,
-                body=http_route(naming.preview_route_name(xr_name), spec.route.parent_refs,
-                                preview.hostnames, preview.path_prefix, plan.preview_backends,
-                                xr_name=xr_name, timeouts=spec.route.timeouts),
+                body=http_route(naming.preview_route_name(xr_name), xr_name,
+                                spec.route.parent_refs, preview.hostnames,
+                                route_rules(preview.path_prefix, plan.preview_backends, None,
+                                            spec.route.timeouts)),
                 ready=observed.preview_route is not None and observed.preview_route.accepted,
             ))
     return resources
@@ -181,11 +182,29 @@ def endpoint_body(plan: Plan, planned: PlannedReplica, labels: dict[str, str],
     }
 
 
-def http_route(name: str, parent_refs: tuple[dict[str, Any], ...], hostnames: tuple[str, ...],
-               path_prefix: str, backends: list[Backend], xr_name: str | None = None, *,
-               header_rule: HeaderRule | None = None,
-               timeouts: RouteTimeouts | None = None) -> dict[str, Any]:
-    """An HTTPRoute: one PathPrefix rule to `backends` and, with a header rule that has
+def http_route(name: str, xr_name: str, parent_refs: tuple[dict[str, Any], ...],
+               hostnames: tuple[str, ...], rules: list[dict[str, Any]]) -> dict[str, Any]:
+    """An HTTPRoute named `name`, labelled with its deployment `xr_name`, with these rules.
+
+    hostnames is omitted when empty (the route then matches the parents' hostnames).
+    """
+    spec: dict[str, Any] = {"parentRefs": [dict(ref) for ref in parent_refs], "rules": rules}
+    if hostnames:
+        spec["hostnames"] = list(hostnames)
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {
+            "name": name,
+            "labels": {naming.LABEL_DEPLOYMENT: naming.label_value(xr_name)},
+        },
+        "spec": spec,
+    }
+
+
+def route_rules(path_prefix: str, backends: list[Backend], header_rule: HeaderRule | None,
+                timeouts: RouteTimeouts | None) -> list[dict[str, Any]]:
+    """A route's rules: one PathPrefix rule to `backends` and, with a header rule that has
     backends, a second rule matching the same prefix and the header exactly.
 
     spec.route.timeouts is copied to every rule.
@@ -196,18 +215,7 @@ def http_route(name: str, parent_refs: tuple[dict[str, Any], ...], hostnames: tu
         rule["matches"][0]["headers"] = [
             {"type": "Exact", "name": header_rule.name, "value": header_rule.value}]
         rules.append(rule)
-    spec: dict[str, Any] = {"parentRefs": [dict(ref) for ref in parent_refs], "rules": rules}
-    if hostnames:
-        spec["hostnames"] = list(hostnames)
-    return {
-        "apiVersion": "gateway.networking.k8s.io/v1",
-        "kind": "HTTPRoute",
-        "metadata": {
-            "name": name,
-            "labels": {naming.LABEL_DEPLOYMENT: naming.label_value(xr_name or name)},
-        },
-        "spec": spec,
-    }
+    return rules
 
 
 def route_rule(path_prefix: str, backends: list[Backend],
