@@ -351,7 +351,7 @@ def free_form(value: Any) -> dict[str, Any]:
     """
     if type(value) is not dict and not isinstance(value, Mapping):
         raise invalid(f"must be an object, not {type_name(value)}")
-    return _FreeFormCopy().plain(value, None, 0)  # type: ignore[no-any-return]
+    return _FreeFormCopy().plain(value, None, 0)
 
 
 class _FreeFormCopy:
