@@ -136,9 +136,9 @@ def _retire_unwanted(ledger: Ledger, rollout: Rollout, strategy: Strategy,
 
     Held (left to the availability rule): Serving ones the observed main route
     carries, under a strategy that holds old capacity, of any revision but the
-    one that just failed. Every other one retires at once, blue (the current
-    revision retired by a promotion) after scaleDownDelaySeconds, the rest
-    after drainSeconds.
+    one that just failed. Every other one retires now (Ledger.retire): a drain
+    lasts scaleDownDelaySeconds for blue (the current revision a promotion
+    retired in this call), drainSeconds for the rest.
     """
     spec, state = rollout.spec, rollout.state
     holds = strategy.holds_old_capacity
