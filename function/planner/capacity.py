@@ -144,16 +144,38 @@ def note(rollout: Rollout, strategy: Strategy, ledger: Ledger, waiting: list[Rep
     if not described or deploying is None or not any(r.revision == deploying for r in waiting):
         return f"; {described}" if described else ""
     policy = strategy.capacity_policy(rollout)
-    deadline = rollout.state.last_progress
-    rolls_back = ""
-    if deadline is not None:
-        deadline += timedelta(seconds=rollout.spec.progress_deadline_seconds)
-        rolls_back = f"; without progress it rolls back at {format_time(deadline)}"
     if policy is None:
         return (f"; {described}; waiting for capacity ({rollout.state.strategy} trades no "
-                f"serving replica for an accelerator){rolls_back}")
+                f"serving replica for an accelerator){_rolls_back(rollout)}")
     if policy[0] == WAIT:
-        return f"; {described}; waiting for capacity (onCapacityShortage Wait){rolls_back}"
+        return (f"; {described}; waiting for capacity (onCapacityShortage Wait)"
+                f"{_rolls_back(rollout)}")
+    return _replace_note(rollout, strategy, ledger, serving, described)
+
+
+def _rolls_back(rollout: Rollout) -> str:
+    """"; without progress it rolls back at <lastProgressTime + progressDeadlineSeconds>".
+
+    "" before any progress time is known. Example: last progress 10:00:00,
+    deadline 600 -> "; without progress it rolls back at 2026-11-22T10:10:00Z".
+    """
+    deadline = rollout.state.last_progress
+    if deadline is None:
+        return ""
+    deadline += timedelta(seconds=rollout.spec.progress_deadline_seconds)
+    return f"; without progress it rolls back at {format_time(deadline)}"
+
+
+def _replace_note(rollout: Rollout, strategy: Strategy, ledger: Ledger, serving: int,
+                  described: str) -> str:
+    """note's text under onCapacityShortage Replace: what is traded now, or what it waits for.
+
+    In order: a replica drains in this plan; one replica of headroom is already
+    traded (serving < N - unav); Replace acts only from replace_at on; no
+    earlier revision serves, so nothing can be traded; else the accelerator
+    freed last must serve before the next trade.
+    """
+    deploying = rollout.state.deploying
     traded = ledger.traded
     if traded is not None:
         name = naming.replica_name(rollout.xr_name, traded.revision, traded.index)
@@ -170,6 +192,6 @@ def note(rollout: Rollout, strategy: Strategy, ledger: Ledger, waiting: list[Rep
     if not any(r.serving for name, replicas in rollout.by_revision.items() if name != deploying
                for r in replicas):
         return (f"; {described}; waiting for capacity (no replica of an earlier revision "
-                f"serves, so none can be traded){rolls_back}")
+                f"serves, so none can be traded){_rolls_back(rollout)}")
     return (f"; {described}; onCapacityShortage Replace: waiting for the accelerator being "
             f"freed to serve before trading another")
