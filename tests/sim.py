@@ -705,6 +705,7 @@ class Scenario:
             # Each setWeight step is a wave, the promotion as many as RollingUpdate's.
             surge, unavailable = surge_and_unavailable(strategy, n)
             per_wave = max(1, min(n, max(surge, unavailable))) if n else 1
+            assert strategy.canary is not None  # a canary scenario has its steps
             weights = sum(1 for step in strategy.canary.steps if step.kind == SET_WEIGHT)
             return ((weights + math.ceil(max(n, 1) / per_wave)) * self.wave + self.awaiting
                     + 2 * self.dt_max)
