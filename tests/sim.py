@@ -60,7 +60,33 @@ from tests.sim_invariants import (
     serving_from_outside,
 )
 from tests.sim_server import TwinServers
-from tests.world import Fate, Step, World
+from tests.world import Fate, ServiceLevel, Step, World
+
+
+def canary(steps: list[dict[str, Any]], surge: int | str = "25%", unavailable: int | str = 0,
+           header: bool = False) -> dict[str, Any]:
+    body: dict[str, Any] = {"steps": steps, "maxSurge": surge, "maxUnavailable": unavailable}
+    if header:
+        body["headerRoute"] = {"name": "x-canary", "value": "true"}
+    return {"type": "Canary", "canary": body}
+
+
+def short_of_gpus(strategy: dict[str, Any], action: str, wait: int = 30) -> dict[str, Any]:
+    """`strategy` with onCapacityShortage `action` after `wait` seconds (SPEC 4.6)."""
+    body = copy.deepcopy(strategy)
+    block = body["canary"] if body["type"] == "Canary" else body.setdefault("rollingUpdate", {})
+    block.update({"onCapacityShortage": action, "capacityWaitSeconds": wait})
+    return body
+
+
+def gated(strategy: dict[str, Any]) -> dict[str, Any]:
+    """`strategy` with the analysis gate of SPEC 4.5 (`ANALYSIS`)."""
+    return {**copy.deepcopy(strategy), "analysis": dict(ANALYSIS)}
+
+
+# The gate of the service-level strategies; ServiceLevel draws are judged against it.
+ANALYSIS: dict[str, Any] = {"minRequests": 100, "maxErrorRate": 0.01, "maxTTFTP95Seconds": 2,
+                            "maxRatioToBaseline": 1.5, "failureToleranceSeconds": 60}
 
 STRATEGIES: dict[str, dict[str, Any]] = {
     "rolling-25%/0": fixtures.rolling("25%", 0),
@@ -71,19 +97,6 @@ STRATEGIES: dict[str, dict[str, Any]] = {
     "bluegreen-manual": fixtures.blue_green(auto=False, scale_down=30),
     "bluegreen-auto": fixtures.blue_green(auto=True, delay=0, scale_down=20),
     "bluegreen-auto-soak": fixtures.blue_green(auto=True, delay=90, scale_down=60),
-}
-
-def canary(steps: list[dict[str, Any]], surge: int | str = "25%", unavailable: int | str = 0,
-           header: bool = False) -> dict[str, Any]:
-    body: dict[str, Any] = {"steps": steps, "maxSurge": surge, "maxUnavailable": unavailable}
-    if header:
-        body["headerRoute"] = {"name": "x-canary", "value": "true"}
-    return {"type": "Canary", "canary": body}
-
-
-# Strategies outside the default grid: chosen with --strategy (run_campaign's
-# `strategies`), so that adding them leaves the default campaign's scenarios as they are.
-EXTRA_STRATEGIES: dict[str, dict[str, Any]] = {
     "canary-timed": canary([{"setWeight": 20}, {"pause": {"durationSeconds": 60}},
                             {"setWeight": 60}, {"pause": {"durationSeconds": 30}}]),
     "canary-manual": canary([{"setWeight": 0}, {"pause": {}}, {"setWeight": 50},
@@ -91,7 +104,25 @@ EXTRA_STRATEGIES: dict[str, dict[str, Any]] = {
                             header=True),
     "canary-steps": canary([{"setWeight": 10}, {"setWeight": 25}, {"setWeight": 50},
                             {"setWeight": 100}], surge=0, unavailable="50%"),
+    # Tight accelerator pools (TIGHT_POOLS): N or N + 1 GPUs.
+    "rolling-1/0-replace-tight": short_of_gpus(fixtures.rolling(1, 0), "Replace"),
+    "rolling-1/1-wait-tight": short_of_gpus(fixtures.rolling(1, 1), "Wait"),
+    "canary-replace-tight": short_of_gpus(
+        canary([{"setWeight": 25}, {"pause": {"durationSeconds": 30}}, {"setWeight": 60}],
+               surge=1, unavailable=0), "Replace", wait=20),
+    "bluegreen-tight": fixtures.blue_green(auto=True, delay=0, scale_down=20),
+    # Service levels drawn per revision (SERVICE_LEVELS), judged by the gate.
+    "canary-analysis": gated(canary([{"setWeight": 20}, {"analysis": {"durationSeconds": 60}},
+                                     {"setWeight": 50}, {"analysis": {"durationSeconds": 30}}],
+                                    surge=1, unavailable=0)),
+    "bluegreen-analysis": gated(fixtures.blue_green(auto=False, scale_down=20)),
 }
+TIGHT_POOLS = frozenset(name for name in STRATEGIES if name.endswith("-tight"))
+ANALYSED = frozenset(name for name in STRATEGIES if name.endswith("-analysis"))
+
+# Strategies outside the default grid, chosen with --strategy (none at the moment: every
+# strategy is in the grid).
+EXTRA_STRATEGIES: dict[str, dict[str, Any]] = {}
 ALL_STRATEGIES = {**STRATEGIES, **EXTRA_STRATEGIES}
 
 FAMILIES = (
@@ -116,6 +147,7 @@ FAULT_KINDS = (
     "warmup", "start-failure", "never-ready", "crash", "flap", "unhealthy", "stale-health",
     "backend-late", "route-late", "lost-status", "late-apply", "clock-jump", "bad-input",
     "broken-revision", "zero-replicas", "first-deploy-preempt",
+    *(f"service-{kind}" for kind in ("good", "slow", "erroring", "flapping", "stale")),
 )
 DISRUPTIVE = ("start-failure", "never-ready", "crash", "flap", "unhealthy")
 
@@ -130,6 +162,17 @@ BAD_EDITS: tuple[tuple[str, Callable[[dict[str, Any]], None]], ...] = (
     ("health check without path", lambda s: s["revisions"][-1].__setitem__(
         "healthCheck", {"port": 8000})),
 )
+
+# Service levels drawn per revision for the ANALYSED strategies, against ANALYSIS and a
+# good baseline: slow has twice the baseline's TTFT p95 (> maxRatioToBaseline), erroring
+# a 5% error rate (> maxErrorRate); flapping is good and erroring by turns, FLAP_PERIOD
+# seconds each (longer than failureToleranceSeconds); stale stops publishing metrics.
+SERVICE_KINDS = ("good", "slow", "erroring", "flapping", "stale")
+BAD_SERVICE = ("slow", "erroring")
+GOOD = ServiceLevel(requests=600, error_rate=0.005, ttft_p95=0.5, itl_p95=0.03)
+SLOW = ServiceLevel(requests=600, error_rate=0.002, ttft_p95=1.0, itl_p95=0.03)
+ERRORING = ServiceLevel(requests=600, error_rate=0.05, ttft_p95=0.5, itl_p95=0.03)
+FLAP_PERIOD = 120.0
 
 REPEAT_EVERY = 10  # every tenth request is also sent again to the same server
 OPERATOR_DELAY_MAX = 180.0  # the longest a person takes to approve a waiting BlueGreen
@@ -189,6 +232,11 @@ class Scenario:
         self.blue_green = strategy["type"] == "BlueGreen"
         self.canary = strategy["type"] == "Canary"
         self.auto = self.blue_green and strategy["blueGreen"]["autoPromote"]
+        self.tight = spec.strategy in TIGHT_POOLS
+        self.analysed = spec.strategy in ANALYSED
+        shortage = (strategy.get("canary") or strategy.get("rollingUpdate") or {})
+        self.capacity_wait = float(shortage.get("capacityWaitSeconds", 0)) if self.tight else 0.0
+        self.replace = shortage.get("onCapacityShortage") == "Replace"
 
         self.n = rng.randint(1, 5)
         self.dt_max = float(rng.choice([10, 20, 30]))
@@ -207,14 +255,17 @@ class Scenario:
         if family == "rollback-crash":
             self.min_ready = rng.choice([30, 60])
         drain_max = max(self.drain, strategy.get("blueGreen", {}).get("scaleDownDelaySeconds", 0))
+        # On a tight pool a replica may wait capacityWaitSeconds for the GPU a trade frees.
         self.wave = (self.warmup_max + self.backend_lag_max + self.min_ready + drain_max
-                     + 5 * self.dt_max)
+                     + 5 * self.dt_max + self.capacity_wait)
         deadline = max(600, math.ceil(1.5 * self.wave / 60) * 60)
         if family.startswith("rollback"):
             deadline = rng.choice([300, 600, deadline])
         self.deadline = deadline
         if self.blue_green and not self.auto:
             awaiting = OPERATOR_DELAY_MAX + self.dt_max
+            if self.analysed:  # a Fail tolerated, a flap's bad half, before the operator
+                awaiting += FLAP_PERIOD * 2 + ANALYSIS["failureToleranceSeconds"]
         elif self.blue_green:
             awaiting = strategy["blueGreen"]["promoteDelaySeconds"] + self.dt_max
         elif self.canary:
@@ -222,17 +273,22 @@ class Scenario:
             steps = strategy["canary"]["steps"]
             awaiting = sum((step["pause"].get("durationSeconds", OPERATOR_DELAY_MAX)
                             if "pause" in step else 0) + self.dt_max for step in steps)
+            # An analysis step: its duration, a Fail tolerated, a flap's bad half, then
+            # the operator at an Inconclusive end.
+            awaiting += sum(step["analysis"]["durationSeconds"] + FLAP_PERIOD * 2
+                            + ANALYSIS["failureToleranceSeconds"] + OPERATOR_DELAY_MAX
+                            for step in steps if "analysis" in step)
         else:
             awaiting = 0.0
         self.awaiting = awaiting
         interval = max(deadline, self.warmup_budget + self.warmup_max + self.backend_lag_max
-                       + self.min_ready + drain_max + 5 * self.dt_max)
+                       + self.min_ready + drain_max + 5 * self.dt_max) + self.capacity_wait
         self.budget = RolloutBudget(interval=interval, awaiting=awaiting, dt_max=self.dt_max)
         self.checker = SimChecker(self.budget)
 
         spec_body = fixtures.deployment(
             self.n, REVISIONS, active="v1", strategy=strategy,
-            preview=rng.random() < 0.5, route=rng.random() < 0.9,
+            preview=rng.random() < 0.5 or self.analysed, route=rng.random() < 0.9,
             progressDeadlineSeconds=deadline, minReadySeconds=self.min_ready,
             drainSeconds=self.drain)
         spec_body["revisions"] = [
@@ -249,6 +305,20 @@ class Scenario:
         # Drawn last, so that the draws above are the same in every family.
         self.zero_from_start = family == "zero" and rng.random() < 0.5
         self.first_mode = rng.choice(FIRST_DEPLOY_MODES) if family == "first-deploy" else ""
+        # A tight pool has N (or N + 1) accelerators, N following spec.replicas: scaling
+        # the deployment is buying or selling the capacity (tests/world.py).
+        self.spare_gpus = rng.choice([0, 1]) if self.tight else None
+        self.pool_blocked = False
+        self.follow_pool()
+        # Per-revision service levels; the current revision of every rollout (v1) is good.
+        self.levels: dict[str, str] = {}
+        if self.analysed:
+            self.levels = {"v1": "good", **{name: rng.choice(SERVICE_KINDS)
+                                            for name in REVISIONS[1:]}}
+            self.stale_after = {name: rng.uniform(30, 300) for name in REVISIONS}
+            for kind in self.levels.values():
+                self.fault(f"service-{kind}")
+        self.checker.service_levels = dict(self.levels)
 
     # --- faults ---------------------------------------------------------------------------
 
@@ -276,6 +346,8 @@ class Scenario:
             self.fault("crash")
             return Fate(warmup=warmup, crash_after=rng.uniform(1, self.min_ready - 10))
         fate = Fate(warmup=warmup)
+        if self.levels:
+            self.serve_as(fate, self.levels[revision], self.stale_after[revision])
         if self.backend_lag_max and rng.random() < 0.5:
             fate.backend_lag = rng.uniform(1, self.backend_lag_max)
             self.fault("backend-late")
@@ -309,6 +381,24 @@ class Scenario:
                 seconds=fate.warmup + after + lasts + self.warmup_budget))
         return fate
 
+    @staticmethod
+    def serve_as(fate: Fate, kind: str, stale_after: float) -> None:
+        """Give a replica the service level of its revision (SERVICE_KINDS)."""
+        if kind == "flapping":
+            fate.service, fate.service_alt = GOOD, ERRORING
+            fate.service_period = FLAP_PERIOD
+        elif kind == "stale":
+            fate.service, fate.metrics_stale_after = GOOD, stale_after
+        else:
+            fate.service = {"good": GOOD, "slow": SLOW, "erroring": ERRORING}[kind]
+
+    def follow_pool(self) -> None:
+        """A tight pool: spec.replicas accelerators plus the spare drawn, kept as they were
+        while the spec is invalid (bad input)."""
+        n = self.world.spec.get("replicas")
+        if self.spare_gpus is not None and isinstance(n, int) and n >= 0:
+            self.world.gpus = n + self.spare_gpus
+
     # --- calls ----------------------------------------------------------------------------
 
     def call(self, req: fnv1.RunFunctionRequest, now: datetime) -> fnv1.RunFunctionResponse:
@@ -335,6 +425,7 @@ class Scenario:
     def step(self, *, dt: float | None = None, apply: bool = True) -> Step:
         if dt is None:
             dt = round(self.rng.uniform(1, self.dt_max), 1)
+        self.follow_pool()
         record = self.world.step(dt, apply=apply)
         self.checker.after_call(self.world, record)
         self.operator()
@@ -436,6 +527,9 @@ class Scenario:
             self.step()
         # Roll out v2, disturbed as the family says.
         self.world.spec["activeRevision"] = "v2"
+        # Green at full size needs N more accelerators than blue holds.
+        self.pool_blocked = (self.blue_green and self.spare_gpus is not None
+                             and self.world.spec["replicas"] > self.spare_gpus)
         if family == "zero" and not self.zero_from_start:
             self.world.spec["replicas"] = 0  # in the same edit
             self.fault("zero-replicas")
@@ -670,18 +764,33 @@ class Scenario:
             "abort": ("v1", None), "rollback-never-ready": ("v1", "v2"),
             "rollback-crash": ("v1", "v2"), "zero": ("v2", None), "first-deploy": ("v2", None),
         }
+        bad = {name for name, kind in self.levels.items() if kind in (*BAD_SERVICE, "flapping")}
         if family in expected:
             want_current, want_failed = expected[family]
+            # A revision the gate may fail, or a BlueGreen green that finds no GPU, may be
+            # rolled back; the settled deployment is then on the revision before it.
+            may_fail = bad | ({want_current} if self.tight and self.blue_green else set())
+            if failed in may_fail and failed != want_failed and current in ("v1", want_current):
+                want_current, want_failed = current, failed
+                rolled_back = False
+            if self.blue_green and self.tight and family == "plain" and self.pool_blocked:
+                want_current, want_failed = "v1", "v2"
+                if not any("unschedulable" in m for m in messages if "rolled back" in m):
+                    raise Violation("a BlueGreen rollout short of GPUs was not rolled back "
+                                    f"naming the unschedulable replicas: {messages}")
+                self.checker.count("bluegreen-tight-rolls-back")
+                rolled_back = False
             if (current, failed) != (want_current, want_failed):
                 raise Violation(f"{family} settled on current={current!r} failed={failed!r}, "
                                 f"expected current={want_current!r} failed={want_failed!r}")
             if want_failed is None and rolled_back:
                 raise Violation(f"{family} rolled back: "
                                 f"{[m for m in messages if 'rolled back' in m]}")
-        elif family == "clock-jump" and (current, failed) not in (("v2", None), ("v1", "v2")):
+        elif family == "clock-jump" and (current, failed) not in (("v2", None), ("v1", "v2")) \
+                and not (failed in bad and current == "v1"):
             raise Violation(f"clock-jump settled on current={current!r} failed={failed!r}")
         self.checker.count("settled-outcome")
-        if family == "plain":
+        if family == "plain" and not self.pool_blocked and failed is None:
             ended = [e for e in self.checker.ended if e.revision == "v2"]
             limit = self.plain_bound()
             if not ended or ended[-1].outcome != "completed" or ended[-1].seconds > limit:
@@ -701,6 +810,12 @@ class Scenario:
         """
         n = self.world.spec["replicas"]
         strategy = spec_of(self.world.spec).strategy
+        if self.replace:
+            # No deadlock: on N GPUs every replica may wait capacityWaitSeconds for one
+            # old replica to be traded (drained), one trade at a time (SPEC 4.6).
+            weights = sum(1 for step in strategy.canary.steps if step.kind == SET_WEIGHT) \
+                if self.canary else 0
+            return (weights + max(n, 1)) * self.wave + self.awaiting + 2 * self.dt_max
         if self.canary:
             # Each setWeight step is a wave, the promotion as many as RollingUpdate's.
             surge, unavailable = surge_and_unavailable(strategy, n)

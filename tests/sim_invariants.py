@@ -43,7 +43,7 @@ from crossplane.function.proto.v1 import run_function_pb2 as fnv1
 from google.protobuf import json_format
 
 from function import naming
-from function.spec import BLUE_GREEN, CANARY, InvalidSpec, Spec
+from function.spec import ANALYSIS, BLUE_GREEN, CANARY, PAUSE, SET_WEIGHT, InvalidSpec, Spec
 from tests import invariants
 from tests.invariants import Violation
 from tests.world import Step, World
@@ -261,6 +261,20 @@ def main_backends(step: Step) -> list[str]:
     return invariants._backends(step.desired, naming.ROUTE_KEY)
 
 
+def main_rule_weights(step: Step) -> dict[str, int]:
+    """Weight per revision in the main route's rule without a header match."""
+    route = step.desired.get(naming.ROUTE_KEY)
+    by_backend = invariants._endpoint_by_backend(step.observed)
+    weights: Counter = Counter()
+    for rule in (route or {}).get("spec", {}).get("rules", []):
+        if any(match.get("headers") for match in rule.get("matches", [])):
+            continue
+        for ref in rule.get("backendRefs", []):
+            revision = (naming.parse_replica_key(by_backend.get(ref["name"], "")) or ("",))[0]
+            weights[revision] += int(ref.get("weight", 1))
+    return dict(weights)
+
+
 def result_messages(step: Step) -> list[str]:
     return [r.message for r in step.response.results]
 
@@ -401,6 +415,10 @@ class SimChecker:
     warning_epoch: int = 0
     warned: dict[str, int] = field(default_factory=dict)
     awaiting_since: tuple[str, datetime] | None = None
+    # Service level drawn per revision (tests/sim.py SERVICE_KINDS); empty: none drawn.
+    service_levels: dict[str, str] = field(default_factory=dict)
+    # Replicas per revision a response kept after dropping one that waited for a GPU.
+    dropped_waiting: dict[str, int] = field(default_factory=dict)
 
     def count(self, name: str) -> None:
         self.checks[name] += 1
@@ -450,6 +468,9 @@ class SimChecker:
             self.check_quiet(step)
             self.check_orphans_not_routed(step)
             self.check_canary_share(spec, step)
+            self.check_canary_steps(spec, step)
+            self.check_service_levels(spec, step)
+            self.check_no_churn(step, disturbed)
             self.check_ttl(spec, step)
             self.check_warnings_once(step, disturbed)
             self.check_no_flap(spec, step, disturbed)
@@ -614,10 +635,15 @@ class SimChecker:
         self.count("lost-status-deletes-nothing")
 
     def check_rollback(self, spec: Spec, step: Step) -> None:
+        """A revision serving N is not rolled back, but by the analysis gate (SPEC 4.5:
+        a Fail that lasts failureToleranceSeconds rolls back whatever serves)."""
         prior = prior_status(step)
         failed = step.status.get("failedRevision")
         if not failed or prior.get("failedRevision") == failed \
                 or prior.get("deployingRevision") != failed:
+            return
+        progressing = next(c for c in step.response.conditions if c.type == "Progressing")
+        if progressing.reason == "AnalysisFailed":
             return
         serving = [k for k in step.observed
                    if (naming.parse_replica_key(k) or ("",))[0] == failed
@@ -728,9 +754,13 @@ class SimChecker:
         if phase == "Failed" and not current and deploying == target \
                 and progressing.status == fnv1.STATUS_CONDITION_FALSE:
             return "failing-first-deploy"
+        failing = (status.get("analysis") or {}).get("failingSince")
         if phase == "AwaitingPromotion" and deploying == target and spec.promote != deploying \
-                and not (spec.strategy.type == BLUE_GREEN and spec.strategy.auto_promote):
-            return "awaiting-approval"  # manual BlueGreen, or a canary's manual pause
+                and not (spec.strategy.type == BLUE_GREEN and spec.strategy.auto_promote) \
+                and not failing:
+            # Manual BlueGreen, or a canary's manual pause; a Fail being tolerated is no
+            # rest: it rolls back at the tolerance's end (SPEC 4.5).
+            return "awaiting-approval"
         return None
 
     def liveness_bound(self, spec: Spec) -> float:
@@ -749,6 +779,12 @@ class SimChecker:
                  step.status.get("deployingRevision"), step.status.get("failedRevision"),
                  condition_status(progressing), progressing.reason)
         previous, self.at_rest = self.at_rest, (f"{rest} {state}" if rest else None)
+        if previous is not None and spec.strategy.analysis is not None \
+                and previous.startswith("awaiting-approval"):
+            # SPEC 4.5: the gate's verdict moves with the metrics the replicas publish
+            # while the deployment waits for approval (AnalysisInconclusive, then
+            # AwaitingPromotion on a Pass, or a Fail tolerated that then rolls back).
+            previous = self.at_rest
         if previous is not None and not disturbed and self.previous is not None \
                 and previous != self.at_rest:
             deploying = self.previous.status.get("deployingRevision")
@@ -789,26 +825,141 @@ class SimChecker:
         self.count("orphans-never-newly-routed")
 
     def check_canary_share(self, spec: Spec, step: Step) -> None:
-        """SPEC 4.4: while the current revision also carries traffic, a canary's share of
-        the main route is never more than its share of Serving capacity."""
+        """SPEC 4.4: a canary's share of the main route's weight (the rule without a
+        header match) is never more than its share of Serving capacity,
+        Serving(D) / N, unless the current revision has nothing to route; the same
+        holds for the weight reported in status.canary."""
         status = step.status
         deploying, current = status.get("deployingRevision"), status.get("currentRevision")
         if status.get("rolloutStrategy") != CANARY or not deploying or not current \
                 or not spec.replicas:
             return
-        by_backend = invariants._endpoint_by_backend(step.observed)
-        routed = {(naming.parse_replica_key(by_backend.get(name, "")) or ("",))[0]
-                  for name in main_backends(step)}
-        if current not in routed or deploying not in routed:
-            return
-        weight = next((row["trafficWeight"] for row in status.get("revisions", [])
-                       if row["name"] == deploying), 0)
+        weights = main_rule_weights(step)
+        total = sum(weights.values())
         serving = revision_counts(spec, step).get(deploying, (0, 0))[1]
-        share = 100 * serving / spec.replicas
-        if weight > math.ceil(share):
-            raise Violation(f"canary {deploying!r} carries {weight}% of the main route with "
-                            f"{serving} of {spec.replicas} replicas serving")
-        self.count("canary-share-within-capacity")
+        if total and weights.get(current):
+            if weights.get(deploying, 0) * spec.replicas > serving * total:
+                raise Violation(
+                    f"canary {deploying!r} carries {weights.get(deploying, 0)} of {total} of "
+                    f"the main route's weight with {serving} of {spec.replicas} replicas "
+                    f"serving ({weights})")
+            reported = (status.get("canary") or {}).get("weight", 0)
+            if reported * spec.replicas > 100 * serving:
+                raise Violation(f"status.canary.weight {reported} with {serving} of "
+                                f"{spec.replicas} canary replicas serving")
+            self.count("canary-share-within-capacity")
+
+    def check_canary_steps(self, spec: Spec, step: Step) -> None:
+        """SPEC 4.4: every step holds for its duration. status.canary.weight never exceeds
+        the weight of the last setWeight reached (before promotion); the step index
+        never passes a timed pause or an analysis step before stepStartTime +
+        durationSeconds, nor a manual pause without spec.promote naming the canary; and
+        during a timed pause the weight stays at least what it started with, but for
+        the cap of the canary's Serving capacity."""
+        status = step.status
+        now_canary = status.get("canary")
+        deploying = status.get("deployingRevision")
+        if status.get("rolloutStrategy") != CANARY or not isinstance(now_canary, dict) \
+                or spec.strategy.canary is None or not deploying:
+            return
+        steps = spec.strategy.canary.steps
+        index, weight = int(now_canary.get("step", 0)), now_canary.get("weight", 0)
+        weights = main_rule_weights(step)
+        current = status.get("currentRevision")
+        if index < len(steps) and (not current or weights.get(current)):
+            # (Unless the current revision has nothing to route: the canary carries all.)
+            reached = [s.weight for s in steps[:index + 1] if s.kind == SET_WEIGHT]
+            cap = reached[-1] if reached else 0
+            if weight > (cap or 0):
+                raise Violation(f"status.canary.weight {weight} at step {index}, past the last "
+                                f"setWeight reached ({cap})")
+            self.count("canary-weight-within-step")
+        prior = prior_status(step)
+        before = prior.get("canary")
+        earlier = self.last_applied
+        if not isinstance(before, dict) or prior.get("deployingRevision") != deploying \
+                or prior.get("rolloutStartTime") != status.get("rolloutStartTime") \
+                or earlier is None or request_spec(earlier) != request_spec(step):
+            return  # another rollout, or steps edited (the index is clamped)
+        old = int(before.get("step", 0))
+        started = _time(before.get("stepStartTime")) or step.now
+        for k in range(old, min(index, len(steps))):
+            held = steps[k]
+            if held.kind not in (PAUSE, ANALYSIS):
+                continue
+            since = started if k == old else step.now
+            if held.kind == PAUSE and held.duration_seconds is None:
+                if spec.promote != deploying:
+                    raise Violation(f"step {k} (manual pause) passed without spec.promote")
+            elif step.now < since + timedelta(seconds=held.duration_seconds or 0):
+                raise Violation(f"step {k} ({held.kind} {held.duration_seconds}s from {since}) "
+                                f"passed at {step.now} (now step {index})")
+        self.count("canary-steps-held")
+        if index == old < len(steps) and steps[index].kind == PAUSE \
+                and steps[index].duration_seconds is not None \
+                and step.now < started + timedelta(seconds=steps[index].duration_seconds):
+            serving = revision_counts(spec, step).get(deploying, (0, 0))[1]
+            share = 100 * serving // spec.replicas if spec.replicas else 100
+            held_weight = before.get("weight", 0)
+            if weight < min(held_weight, share):
+                raise Violation(f"a timed pause (step {index}) started at weight "
+                                f"{held_weight} routes {weight} with {serving} of "
+                                f"{spec.replicas} canary replicas serving")
+            self.count("canary-pause-holds-weight")
+
+    def check_service_levels(self, spec: Spec, step: Step) -> None:
+        """SPEC 4.5, with the service levels the scenario drew per revision: a bad
+        revision (slow or erroring throughout) never completes a rollout over a current
+        revision without spec.promote naming it, and a good one (or one whose metrics
+        go stale) is never rolled back for analysis (Progressing reason AnalysisFailed)."""
+        if not self.service_levels:
+            return
+        prior = prior_status(step)
+        status = step.status
+        deploying = prior.get("deployingRevision")
+        before = prior.get("currentRevision")
+        if deploying and before and before != deploying \
+                and status.get("currentRevision") == deploying:
+            if self.service_levels.get(deploying) in ("slow", "erroring") \
+                    and spec.promote != deploying:
+                raise Violation(f"{deploying!r} ({self.service_levels[deploying]}) completed "
+                                f"without approval: {status.get('analysis')}")
+            self.count("bad-service-never-completes-unapproved")
+        progressing = next(c for c in step.response.conditions if c.type == "Progressing")
+        failed = status.get("failedRevision")
+        if progressing.reason == "AnalysisFailed" and failed \
+                and self.service_levels.get(failed) in ("good", "stale"):
+            raise Violation(f"{failed!r} ({self.service_levels[failed]}) was rolled back for "
+                            f"analysis: {progressing.message}")
+        self.count("good-service-never-fails-analysis")
+
+    def check_no_churn(self, step: Step, disturbed: bool) -> None:
+        """SPEC 4.6: a replica waiting for an accelerator is never dropped and replaced by a
+        fresh index while its revision still wants it. tests/invariants.py check 8
+        looks within one response; this looks across two: a response that drops a
+        waiting replica of a revision and the next one, with nothing disturbed in
+        between, that gives the revision more replicas than the first kept."""
+        counts: Counter = Counter()
+        for key, body in step.desired.items():
+            parsed = naming.parse_replica_key(key)
+            annotations = body.get("metadata", {}).get("annotations", {}) or {}
+            if parsed and naming.ANNOTATION_DRAINING_SINCE not in annotations:
+                counts[parsed[0]] += 1
+        kept, self.dropped_waiting = self.dropped_waiting, {}
+        if not disturbed and step.applied:
+            for revision, before in kept.items():
+                created = [k for k in step.desired if k not in step.observed
+                           and (naming.parse_replica_key(k) or ("",))[0] == revision]
+                if created and counts[revision] > before:
+                    raise Violation(f"a waiting replica of {revision!r} was dropped, and the "
+                                    f"next response created {sorted(created)}")
+            self.count("no-churn-across-calls")
+        if not step.applied:
+            return
+        for key, body in step.observed.items():
+            parsed = naming.parse_replica_key(key)
+            if parsed and key not in step.desired and invariants.unschedulable(body):
+                self.dropped_waiting[parsed[0]] = counts[parsed[0]]
 
     def check_ttl(self, spec: Spec, step: Step) -> None:
         """SPEC 7: the TTL is no longer than the time to the nearest pending timer

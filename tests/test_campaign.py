@@ -19,10 +19,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from function import naming
 from tests import invariants
 from tests.fixtures import blue_green, deployment, rolling
-from tests.sim import FAMILIES, STRATEGIES, canary, run_campaign, stable_on
+from tests.sim import FAMILIES, STRATEGIES, canary, run_campaign, short_of_gpus, stable_on
 from tests.sim_invariants import deterministic_bytes
 from tests.sim_server import TwinServers
 from tests.world import Fate, World
@@ -233,3 +235,64 @@ def test_scaling_in_keeps_the_replicas_that_serve():
     invariants.check(world, step)
     annotations = step.desired["replica-v1-3"]["metadata"].get("annotations", {})
     assert "serving.rollout.dev/draining-since" not in annotations, "the serving replica stays"
+
+
+def routed_count(step) -> int:
+    return len(invariants.routed_replicas(step))
+
+
+@pytest.mark.xfail(strict=True, reason="a canary that restarts its steps after lost status "
+                   "drains its excess replicas below N - maxUnavailable")
+def test_a_canary_restarting_its_steps_keeps_the_availability_floor():
+    """Campaign: --seed 2 --only 43 (canary-timed lost-status, with the default grid of
+    that commit: scripts/campaign.py --seed 2 --strategy canary-timed --family lost-status).
+
+    N = 5, maxSurge 25%, maxUnavailable 0, steps [setWeight 20, pause 60, setWeight 40,
+    pause 600]: at setWeight 40 the canary serves c(40) = 2 and the current revision
+    s(40) = 3, 5 routed. The status is lost; v1 (3 available) is inferred as current and
+    the steps start again at setWeight 20 (README), whose c(20) = 1. The same response
+    drains a serving canary replica while v1's fourth replica is only being created:
+    4 routed, below N - maxUnavailable = 5 (SPEC 4.1, 4.4: moving between targets follows
+    the availability rule; tests/invariants.py check 2)."""
+    strategy = canary([{"setWeight": 20}, {"pause": {"durationSeconds": 60}},
+                       {"setWeight": 40}, {"pause": {"durationSeconds": 600}}])
+    world = World(spec=deployment(5, ("v1", "v2"), active="v1", strategy=strategy),
+                  fate_for=lambda revision, index: Fate(warmup=20))
+    world.run_until(settled_on("v1", 5), check=invariants.check)
+    world.spec["activeRevision"] = "v2"
+    world.run_until(lambda w: (w.status.get("canary") or {}).get("step") == 3,
+                    check=invariants.check)
+    world.step()
+    assert routed_count(world.history[-1]) == 5
+    world.status = {}
+    step = world.step()
+    assert step.status.get("currentRevision") == "v1"
+    assert routed_count(step) >= 5, (
+        f"{routed_count(step)} routed: {sorted(invariants.routed_replicas(step))}")
+
+
+@pytest.mark.xfail(strict=True, reason="an aborted canary that traded a current replica for "
+                   "its accelerator never gives the accelerator back")
+def test_an_aborted_canary_on_a_full_pool_returns_its_accelerator():
+    """Campaign: --seed 2 --only 15 (canary-replace-tight abort; scripts/campaign.py --seed 2
+    --strategy canary-replace-tight --family abort reaches it too).
+
+    N = 2 on exactly 2 GPUs, Canary [setWeight 50, pause 600] with maxSurge 1,
+    maxUnavailable 0, onCapacityShortage Replace, capacityWaitSeconds 20. The canary
+    replica waits for a GPU; after 20 s a v1 replica is traded (drained) and the canary
+    takes its GPU and serves. activeRevision goes back to v1 (abort): v1 wants its second
+    replica back, which waits for a GPU, while the canary's replica, now an orphan,
+    drains only as the availability rule allows: 1 + 1 serving = N - maxUnavailable, so
+    it never does. The deployment says Stable on v1 while the orphan keeps its GPU and
+    a share of the main route, for ever (SPEC 4.6: no deadlock under Replace;
+    README: an orphan drains first)."""
+    strategy = short_of_gpus(canary([{"setWeight": 50}, {"pause": {"durationSeconds": 600}}],
+                                    surge=1, unavailable=0), "Replace", wait=20)
+    world = World(spec=deployment(2, ("v1", "v2"), active="v1", strategy=strategy),
+                  fate_for=lambda revision, index: Fate(warmup=20), gpus=2)
+    world.run_until(settled_on("v1", 2), check=invariants.check)
+    world.spec["activeRevision"] = "v2"
+    world.run_until(lambda w: (w.status.get("canary") or {}).get("step") == 1,
+                    check=invariants.check)
+    world.spec["activeRevision"] = "v1"
+    world.run_until(settled_on("v1", 2), limit=200, check=invariants.check)
