@@ -19,8 +19,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from function import naming
 from tests import invariants
 from tests.fixtures import blue_green, deployment, rolling
@@ -241,8 +239,6 @@ def routed_count(step) -> int:
     return len(invariants.routed_replicas(step))
 
 
-@pytest.mark.xfail(strict=True, reason="a canary that restarts its steps after lost status "
-                   "drains its excess replicas below N - maxUnavailable")
 def test_a_canary_restarting_its_steps_keeps_the_availability_floor():
     """Campaign: --seed 2 --only 43 (canary-timed lost-status, with the default grid of
     that commit: scripts/campaign.py --seed 2 --strategy canary-timed --family lost-status).
@@ -271,8 +267,6 @@ def test_a_canary_restarting_its_steps_keeps_the_availability_floor():
         f"{routed_count(step)} routed: {sorted(invariants.routed_replicas(step))}")
 
 
-@pytest.mark.xfail(strict=True, reason="an aborted canary that traded a current replica for "
-                   "its accelerator never gives the accelerator back")
 def test_an_aborted_canary_on_a_full_pool_returns_its_accelerator():
     """Campaign: --seed 2 --only 15 (canary-replace-tight abort; scripts/campaign.py --seed 2
     --strategy canary-replace-tight --family abort reaches it too).

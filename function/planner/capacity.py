@@ -84,15 +84,26 @@ def describe(replicas: list[Replica], xr_name: str) -> str:
     return f"{count} replica{'' if count == 1 else 's'} unschedulable ({'; '.join(parts)})"
 
 
+def growing(rollout: Rollout) -> str | None:
+    """The revision that takes freed accelerators: the deploying one, else the current one.
+
+    After an abort, pre-emption or rollback the current revision grows back to
+    N while the abandoned revision's replicas still hold accelerators: under
+    Replace those are traded as a deploying revision's would be, so a full
+    pool never leaves the current revision waiting behind an orphan.
+    """
+    return rollout.state.deploying or rollout.state.current
+
+
 def replace_at(rollout: Rollout, strategy: Strategy) -> datetime | None:
-    """When Replace may first act: a replica of the deploying revision has waited
+    """When Replace may first act: a replica of the growing revision has waited
     capacityWaitSeconds. None when the policy is not Replace or none of them waits.
 
     capacityWaitSeconds 120, qwen-v2-0 Unschedulable since 10:00:00 and
     qwen-v2-1 since 10:01:00 -> 10:02:00.
     """
     policy = strategy.capacity_policy(rollout)
-    deploying = rollout.state.deploying
+    deploying = growing(rollout)
     if policy is None or policy[0] != REPLACE or deploying is None:
         return None
     waiting = unschedulable(rollout.replicas_of(deploying))
@@ -123,7 +134,7 @@ def headroom_to_trade(ledger: Ledger, rollout: Rollout, strategy: Strategy,
         return 0
     if any(planned.draining for planned in ledger.kept.values()):
         return 0
-    for replica in rollout.replicas_of(rollout.state.deploying):
+    for replica in rollout.replicas_of(growing(rollout)):
         lifecycle = replica.lifecycle
         if (lifecycle is not Lifecycle.UNSCHEDULABLE and lifecycle is not Lifecycle.FAILED
                 and not replica.serving and not replica.draining):
@@ -140,7 +151,7 @@ def note(rollout: Rollout, strategy: Strategy, ledger: Ledger, waiting: list[Rep
     revision waits, the note also says what the rollout does about it.
     """
     described = describe(waiting, rollout.xr_name)
-    deploying = rollout.state.deploying
+    deploying = growing(rollout)
     if not described or deploying is None or not any(r.revision == deploying for r in waiting):
         return f"; {described}" if described else ""
     policy = strategy.capacity_policy(rollout)
@@ -175,7 +186,7 @@ def _replace_note(rollout: Rollout, strategy: Strategy, ledger: Ledger, serving:
     earlier revision serves, so nothing can be traded; else the accelerator
     freed last must serve before the next trade.
     """
-    deploying = rollout.state.deploying
+    deploying = growing(rollout)
     traded = ledger.traded
     if traded is not None:
         name = naming.replica_name(rollout.xr_name, traded.revision, traded.index)
