@@ -813,8 +813,8 @@ class Scenario:
         if self.replace:
             # No deadlock: on N GPUs every replica may wait capacityWaitSeconds for one
             # old replica to be traded (drained), one trade at a time (SPEC 4.6).
-            weights = sum(1 for step in strategy.canary.steps if step.kind == SET_WEIGHT) \
-                if self.canary else 0
+            steps = strategy.canary.steps if self.canary and strategy.canary else ()
+            weights = sum(1 for step in steps if step.kind == SET_WEIGHT)
             return (weights + max(n, 1)) * self.wave + self.awaiting + 2 * self.dt_max
         if self.canary:
             # Each setWeight step is a wave, the promotion as many as RollingUpdate's.

@@ -895,9 +895,9 @@ class SimChecker:
                 raise Violation(f"step {k} ({held.kind} {held.duration_seconds}s from {since}) "
                                 f"passed at {step.now} (now step {index})")
         self.count("canary-steps-held")
-        if index == old < len(steps) and steps[index].kind == PAUSE \
-                and steps[index].duration_seconds is not None \
-                and step.now < started + timedelta(seconds=steps[index].duration_seconds):
+        pause = steps[index].duration_seconds if index == old < len(steps) \
+            and steps[index].kind == PAUSE else None
+        if pause is not None and step.now < started + timedelta(seconds=pause):
             serving = revision_counts(spec, step).get(deploying, (0, 0))[1]
             share = 100 * serving // spec.replicas if spec.replicas else 100
             held_weight = before.get("weight", 0)
