@@ -161,7 +161,11 @@ def available_from_outside(spec: Spec, observed: dict[str, dict[str, Any]], key:
 
 
 def revision_counts(spec: Spec, step: Step) -> dict[str, tuple[int, int]]:
-    """(available, serving) replicas per revision in the observed state, from outside."""
+    """(available, serving) replicas per revision in the observed state, from outside;
+    computed once per step (several checks read it)."""
+    cached = step.__dict__.get("_revision_counts")
+    if cached is not None and cached[0] is spec:
+        return cached[1]
     counts: dict[str, tuple[int, int]] = {}
     for key in step.observed:
         parsed = naming.parse_replica_key(key)
@@ -172,6 +176,7 @@ def revision_counts(spec: Spec, step: Step) -> dict[str, tuple[int, int]]:
             available += 1
             serving += 1 if backend_published(step.observed, *parsed) else 0
         counts[parsed[0]] = (available, serving)
+    step.__dict__["_revision_counts"] = (spec, counts)
     return counts
 
 
@@ -438,6 +443,12 @@ class SimChecker:
         self.pending_disruptive += 1
         self.pending_disturbance = True
         if until is not None and (self.disturbed_until is None or until > self.disturbed_until):
+            self.disturbed_until = until
+
+    def note_disturbed_until(self, until: datetime) -> None:
+        """A disruptive fault already noted can strike as late as `until` (a replica that
+        waited for an accelerator starts its life late)."""
+        if self.disturbed_until is None or until > self.disturbed_until:
             self.disturbed_until = until
 
     def note_jump(self, seconds: float) -> None:
