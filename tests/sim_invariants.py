@@ -280,6 +280,14 @@ def main_rule_weights(step: Step) -> dict[str, int]:
     return dict(weights)
 
 
+def current_routes(step: Step) -> bool:
+    """Whether the current revision has something to route (its status.revisions row has
+    a traffic weight), as the function reports it with or without a route composed."""
+    current = step.status.get("currentRevision")
+    return any(row.get("name") == current and row.get("trafficWeight")
+               for row in step.status.get("revisions", []))
+
+
 def result_messages(step: Step) -> list[str]:
     return [r.message for r in step.response.results]
 
@@ -848,12 +856,13 @@ class SimChecker:
         weights = main_rule_weights(step)
         total = sum(weights.values())
         serving = revision_counts(spec, step).get(deploying, (0, 0))[1]
-        if total and weights.get(current):
-            if weights.get(deploying, 0) * spec.replicas > serving * total:
-                raise Violation(
-                    f"canary {deploying!r} carries {weights.get(deploying, 0)} of {total} of "
-                    f"the main route's weight with {serving} of {spec.replicas} replicas "
-                    f"serving ({weights})")
+        if total and weights.get(current) and \
+                weights.get(deploying, 0) * spec.replicas > serving * total:
+            raise Violation(
+                f"canary {deploying!r} carries {weights.get(deploying, 0)} of {total} of "
+                f"the main route's weight with {serving} of {spec.replicas} replicas "
+                f"serving ({weights})")
+        if current_routes(step):  # with or without a route composed
             reported = (status.get("canary") or {}).get("weight", 0)
             if reported * spec.replicas > 100 * serving:
                 raise Violation(f"status.canary.weight {reported} with {serving} of "
@@ -875,9 +884,7 @@ class SimChecker:
             return
         steps = spec.strategy.canary.steps
         index, weight = int(now_canary.get("step", 0)), now_canary.get("weight", 0)
-        weights = main_rule_weights(step)
-        current = status.get("currentRevision")
-        if index < len(steps) and (not current or weights.get(current)):
+        if index < len(steps) and current_routes(step):
             # (Unless the current revision has nothing to route: the canary carries all.)
             reached = [s.weight for s in steps[:index + 1] if s.kind == SET_WEIGHT]
             cap = reached[-1] if reached else 0
@@ -906,9 +913,11 @@ class SimChecker:
                 raise Violation(f"step {k} ({held.kind} {held.duration_seconds}s from {since}) "
                                 f"passed at {step.now} (now step {index})")
         self.count("canary-steps-held")
-        if index == old < len(steps) and steps[index].kind == PAUSE \
+        # From the call that enters the pause on, against the previous response's weight.
+        pause_start = _time(now_canary.get("stepStartTime")) or step.now
+        if old <= index < len(steps) and steps[index].kind == PAUSE \
                 and steps[index].duration_seconds is not None \
-                and step.now < started + timedelta(seconds=steps[index].duration_seconds):
+                and step.now < pause_start + timedelta(seconds=steps[index].duration_seconds):
             serving = revision_counts(spec, step).get(deploying, (0, 0))[1]
             share = 100 * serving // spec.replicas if spec.replicas else 100
             held_weight = before.get("weight", 0)
@@ -946,8 +955,8 @@ class SimChecker:
 
     def check_no_churn(self, step: Step, disturbed: bool) -> None:
         """SPEC 4.6: a replica waiting for an accelerator is never dropped and replaced by a
-        fresh index while its revision still wants it. tests/invariants.py check 8
-        looks within one response; this looks across two: a response that drops a
+        fresh index while its revision still wants it: not in the same response
+        (as tests/invariants.py check 8), nor across two: a response that drops a
         waiting replica of a revision and the next one, with nothing disturbed in
         between, that gives the revision more replicas than the first kept."""
         counts: Counter = Counter()
@@ -970,6 +979,11 @@ class SimChecker:
         for key, body in step.observed.items():
             parsed = naming.parse_replica_key(key)
             if parsed and key not in step.desired and invariants.unschedulable(body):
+                created = [k for k in step.desired if k not in step.observed
+                           and (naming.parse_replica_key(k) or ("",))[0] == parsed[0]]
+                if created:
+                    raise Violation(f"{key} waits for an accelerator and was dropped for "
+                                    f"{sorted(created)} in the same response")
                 self.dropped_waiting[parsed[0]] = counts[parsed[0]]
 
     def check_ttl(self, spec: Spec, step: Step) -> None:
