@@ -244,8 +244,7 @@ def routed_count(step) -> int:
 @pytest.mark.xfail(strict=True, reason="a canary that restarts its steps after lost status "
                    "drains its excess replicas below N - maxUnavailable")
 def test_a_canary_restarting_its_steps_keeps_the_availability_floor():
-    """Campaign: --seed 2 --only 43 (canary-timed lost-status, with the default grid of
-    that commit: scripts/campaign.py --seed 2 --strategy canary-timed --family lost-status).
+    """Campaign: canary-timed lost-status (--strategy canary-timed --family lost-status).
 
     N = 5, maxSurge 25%, maxUnavailable 0, steps [setWeight 20, pause 60, setWeight 40,
     pause 600]: at setWeight 40 the canary serves c(40) = 2 and the current revision
@@ -274,8 +273,8 @@ def test_a_canary_restarting_its_steps_keeps_the_availability_floor():
 @pytest.mark.xfail(strict=True, reason="an aborted canary that traded a current replica for "
                    "its accelerator never gives the accelerator back")
 def test_an_aborted_canary_on_a_full_pool_returns_its_accelerator():
-    """Campaign: --seed 2 --only 15 (canary-replace-tight abort; scripts/campaign.py --seed 2
-    --strategy canary-replace-tight --family abort reaches it too).
+    """Campaign: a canary on a tight pool under Replace, aborted
+    (--strategy canary-timed-replace-tight --family abort).
 
     N = 2 on exactly 2 GPUs, Canary [setWeight 50, pause 600] with maxSurge 1,
     maxUnavailable 0, onCapacityShortage Replace, capacityWaitSeconds 20. The canary
