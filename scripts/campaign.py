@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/campaign.py              # seed 1: every strategy x family once
     .venv/bin/python scripts/campaign.py --seed 7 --scenarios 400 --jobs 2
-    .venv/bin/python scripts/campaign.py --long       # 10 seeds x 312 scenarios
+    .venv/bin/python scripts/campaign.py --long       # 10 seeds x 546 scenarios
     .venv/bin/python scripts/campaign.py --seed 3 --only 72   # re-run one scenario
     .venv/bin/python scripts/campaign.py --family clock-jump --strategy bluegreen-manual
 
@@ -22,10 +22,10 @@ Everything is drawn from --seed: the same seed and scenario count give the same
 scenarios, faults and calls. A violation names its scenario and the command that
 re-runs it alone (--only keeps the scenario's own random stream).
 
---long is the soak: --scenarios 312 (every strategy x family three times) for
-each of ten seeds, starting at --seed: about 3,100 scenarios. The CI test
+--long is the soak: --scenarios 546 (every strategy x family three times) for
+each of ten seeds, starting at --seed: about 5,500 scenarios. The CI test
 (tests/test_campaign.py) runs a bounded campaign instead: every strategy x family
-once, on one fixed seed, in about a minute.
+once, on one fixed seed, in about 90 seconds.
 
 Prints a summary (scenarios, calls, faults injected by kind, invariant checks by
 invariant, violations) and exits 1 when any invariant was violated.
@@ -67,8 +67,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--only", type=int, action="append",
                         help="re-run only the scenario with this index (repeatable)")
     parser.add_argument("--strategy", action="append", choices=list(ALL_STRATEGIES),
-                        help="only these strategies (repeatable); the canary-* strategies "
-                             "run only when named")
+                        help="only these strategies (repeatable); rolling-1/1, bluegreen-auto "
+                             "and canary-timed (unlimited GPUs) run only when named")
     parser.add_argument("--family", action="append", choices=list(FAMILIES),
                         help="only these scenario families (repeatable)")
     parser.add_argument("--no-wallclock", action="store_true",

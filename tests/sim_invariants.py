@@ -161,7 +161,11 @@ def available_from_outside(spec: Spec, observed: dict[str, dict[str, Any]], key:
 
 
 def revision_counts(spec: Spec, step: Step) -> dict[str, tuple[int, int]]:
-    """(available, serving) replicas per revision in the observed state, from outside."""
+    """(available, serving) replicas per revision in the observed state, from outside;
+    computed once per step (several checks read it)."""
+    cached = step.__dict__.get("_revision_counts")
+    if cached is not None and cached[0] is spec:
+        return cached[1]
     counts: dict[str, tuple[int, int]] = {}
     for key in step.observed:
         parsed = naming.parse_replica_key(key)
@@ -172,6 +176,7 @@ def revision_counts(spec: Spec, step: Step) -> dict[str, tuple[int, int]]:
             available += 1
             serving += 1 if backend_published(step.observed, *parsed) else 0
         counts[parsed[0]] = (available, serving)
+    step.__dict__["_revision_counts"] = (spec, counts)
     return counts
 
 
@@ -273,6 +278,14 @@ def main_rule_weights(step: Step) -> dict[str, int]:
             revision = (naming.parse_replica_key(by_backend.get(ref["name"], "")) or ("",))[0]
             weights[revision] += int(ref.get("weight", 1))
     return dict(weights)
+
+
+def current_routes(step: Step) -> bool:
+    """Whether the current revision has something to route (its status.revisions row has
+    a traffic weight), as the function reports it with or without a route composed."""
+    current = step.status.get("currentRevision")
+    return any(row.get("name") == current and row.get("trafficWeight")
+               for row in step.status.get("revisions", []))
 
 
 def result_messages(step: Step) -> list[str]:
@@ -438,6 +451,12 @@ class SimChecker:
         self.pending_disruptive += 1
         self.pending_disturbance = True
         if until is not None and (self.disturbed_until is None or until > self.disturbed_until):
+            self.disturbed_until = until
+
+    def note_disturbed_until(self, until: datetime) -> None:
+        """A disruptive fault already noted can strike as late as `until` (a replica that
+        waited for an accelerator starts its life late)."""
+        if self.disturbed_until is None or until > self.disturbed_until:
             self.disturbed_until = until
 
     def note_jump(self, seconds: float) -> None:
@@ -837,12 +856,13 @@ class SimChecker:
         weights = main_rule_weights(step)
         total = sum(weights.values())
         serving = revision_counts(spec, step).get(deploying, (0, 0))[1]
-        if total and weights.get(current):
-            if weights.get(deploying, 0) * spec.replicas > serving * total:
-                raise Violation(
-                    f"canary {deploying!r} carries {weights.get(deploying, 0)} of {total} of "
-                    f"the main route's weight with {serving} of {spec.replicas} replicas "
-                    f"serving ({weights})")
+        if total and weights.get(current) and \
+                weights.get(deploying, 0) * spec.replicas > serving * total:
+            raise Violation(
+                f"canary {deploying!r} carries {weights.get(deploying, 0)} of {total} of "
+                f"the main route's weight with {serving} of {spec.replicas} replicas "
+                f"serving ({weights})")
+        if current_routes(step):  # with or without a route composed
             reported = (status.get("canary") or {}).get("weight", 0)
             if reported * spec.replicas > 100 * serving:
                 raise Violation(f"status.canary.weight {reported} with {serving} of "
@@ -864,9 +884,7 @@ class SimChecker:
             return
         steps = spec.strategy.canary.steps
         index, weight = int(now_canary.get("step", 0)), now_canary.get("weight", 0)
-        weights = main_rule_weights(step)
-        current = status.get("currentRevision")
-        if index < len(steps) and (not current or weights.get(current)):
+        if index < len(steps) and current_routes(step):
             # (Unless the current revision has nothing to route: the canary carries all.)
             reached = [s.weight for s in steps[:index + 1] if s.kind == SET_WEIGHT]
             cap = reached[-1] if reached else 0
@@ -895,9 +913,11 @@ class SimChecker:
                 raise Violation(f"step {k} ({held.kind} {held.duration_seconds}s from {since}) "
                                 f"passed at {step.now} (now step {index})")
         self.count("canary-steps-held")
-        pause = steps[index].duration_seconds if index == old < len(steps) \
+        # From the call that enters the pause on, against the previous response's weight.
+        pause_start = _time(now_canary.get("stepStartTime")) or step.now
+        pause = steps[index].duration_seconds if old <= index < len(steps) \
             and steps[index].kind == PAUSE else None
-        if pause is not None and step.now < started + timedelta(seconds=pause):
+        if pause is not None and step.now < pause_start + timedelta(seconds=pause):
             serving = revision_counts(spec, step).get(deploying, (0, 0))[1]
             share = 100 * serving // spec.replicas if spec.replicas else 100
             held_weight = before.get("weight", 0)
@@ -935,8 +955,8 @@ class SimChecker:
 
     def check_no_churn(self, step: Step, disturbed: bool) -> None:
         """SPEC 4.6: a replica waiting for an accelerator is never dropped and replaced by a
-        fresh index while its revision still wants it. tests/invariants.py check 8
-        looks within one response; this looks across two: a response that drops a
+        fresh index while its revision still wants it: not in the same response
+        (as tests/invariants.py check 8), nor across two: a response that drops a
         waiting replica of a revision and the next one, with nothing disturbed in
         between, that gives the revision more replicas than the first kept."""
         counts: Counter = Counter()
@@ -959,6 +979,11 @@ class SimChecker:
         for key, body in step.observed.items():
             parsed = naming.parse_replica_key(key)
             if parsed and key not in step.desired and invariants.unschedulable(body):
+                created = [k for k in step.desired if k not in step.observed
+                           and (naming.parse_replica_key(k) or ("",))[0] == parsed[0]]
+                if created:
+                    raise Violation(f"{key} waits for an accelerator and was dropped for "
+                                    f"{sorted(created)} in the same response")
                 self.dropped_waiting[parsed[0]] = counts[parsed[0]]
 
     def check_ttl(self, spec: Spec, step: Step) -> None:

@@ -18,6 +18,7 @@ replica is scheduled at once and no Scheduled condition is published.
 from __future__ import annotations
 
 import copy
+import pickle
 import random
 import zlib
 from collections.abc import Callable
@@ -147,7 +148,8 @@ class World:
 
     def step(self, dt: float = 10.0, *, apply: bool = True) -> Step:
         req = self.request()
-        observed = copy.deepcopy(self.composed)
+        # A pickle round trip copies these plain dicts several times faster than deepcopy.
+        observed = pickle.loads(pickle.dumps(self.composed, pickle.HIGHEST_PROTOCOL))
         if self.call is not None:
             rsp = self.call(req, self.now)
         else:
