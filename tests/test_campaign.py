@@ -291,8 +291,6 @@ def test_an_aborted_canary_on_a_full_pool_returns_its_accelerator():
     world.run_until(settled_on("v1", 2), limit=200, check=invariants.check)
 
 
-@pytest.mark.xfail(strict=True, reason="after lost status infers the new revision current, an "
-                   "old replica keeps the GPU its replacement waits for")
 def test_a_rollout_on_a_full_pool_that_loses_its_status_does_not_deadlock():
     """Campaign: --seed 20261122 --only 15 (rolling-1/0-replace-tight chaos).
 
