@@ -14,7 +14,7 @@ from crossplane.function.proto.v1 import run_function_pb2 as fnv1
 from crossplane.function.proto.v1 import run_function_pb2_grpc as grpcv1
 from google.protobuf import struct_pb2
 
-from function import naming
+from function import naming, response_size
 from function.compose import (
     endpoint_body,
     endpoint_ready,
@@ -83,7 +83,7 @@ class FunctionRunner(grpcv1.FunctionRunnerServiceServicer):
             self.log.exception("RunFunction failed", tag=req.meta.tag)
             rsp = response.to(req)
             response.fatal(rsp, f"internal error: {type(error).__name__}: {error}")
-        return rsp
+        return response_size.bounded(req, rsp)
 
 
 def respond(req: fnv1.RunFunctionRequest, rsp: fnv1.RunFunctionResponse, now: datetime) -> None:
