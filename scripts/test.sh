@@ -19,7 +19,7 @@ if [[ "${SKIP_INSTALL:-}" != "1" ]]; then
 fi
 
 # Static checks first: they take seconds and name the line.
-"${ROOT}/.venv/bin/ruff" check function tests scripts
+"${ROOT}/.venv/bin/ruff" check function tests scripts devplatform
 "${ROOT}/.venv/bin/mypy" function
 
 set +e
