@@ -12,6 +12,8 @@ what to do.
 
 from __future__ import annotations
 
+from collections import Counter
+
 from crossplane.function.proto.v1 import run_function_pb2 as fnv1
 
 # gRPC-Go's default maximum receive message size, which Crossplane's function
@@ -37,14 +39,51 @@ def bounded(req: fnv1.RunFunctionRequest, rsp: fnv1.RunFunctionResponse,
             limit_bytes: int | None = None) -> fnv1.RunFunctionResponse:
     """rsp if Crossplane accepts its size, else a Fatal response explaining why not.
 
-    The size is computed once (ByteSize serialises nothing it keeps; at the
-    limit it costs about a millisecond).
+    Serialising a large response just to measure it costs about as much as
+    sending it (20 ms of a 125 ms call at 1000 replicas), so the exact size is
+    computed only when a cheap estimate (`estimate`) comes near the limit.
     """
     cap = _limit if limit_bytes is None else limit_bytes
+    if estimate(rsp) * ESTIMATE_MARGIN + ESTIMATE_SLACK < cap:
+        return rsp
     size = rsp.ByteSize()
     if size <= cap:
         return rsp
     return too_large(req, rsp, size, cap)
+
+
+# The estimate may miss per-resource differences within a group (names,
+# indices, drain annotations: tens of bytes each); the margin and slack cover
+# them many times over.
+ESTIMATE_MARGIN = 1.25
+ESTIMATE_SLACK = 64 * 1024
+
+
+def estimate(rsp: fnv1.RunFunctionResponse) -> int:
+    """The response's size, from one sample per group of alike desired resources.
+
+    Desired resources are grouped by their key less its last dash-separated
+    part (``replica-v2-17`` -> ``replica-v2``): the replicas, or endpoints, of
+    one revision are copies of one template but for names, indices and
+    annotations. Each group counts as its size times its first member's size;
+    everything else in the response (the XR, results, conditions, context) is
+    measured exactly, and is small.
+    """
+    resources = rsp.desired.resources
+    keys = list(resources)
+    groups = Counter(key.rpartition("-")[0] for key in keys)
+    first: dict[str, str] = {}
+    for key in keys:
+        first.setdefault(key.rpartition("-")[0], key)
+        if len(first) == len(groups):
+            break
+    total = rsp.desired.composite.ByteSize() + rsp.context.ByteSize() + rsp.meta.ByteSize()
+    total += sum(r.ByteSize() for r in rsp.results) + sum(c.ByteSize() for c in rsp.conditions)
+    for group, count in groups.items():
+        sample = first[group]
+        # The map entry's key and framing: a few bytes more than the value.
+        total += count * (resources[sample].ByteSize() + len(sample) + 8)
+    return total
 
 
 def too_large(req: fnv1.RunFunctionRequest, rsp: fnv1.RunFunctionResponse, size: int,

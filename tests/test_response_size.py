@@ -99,3 +99,14 @@ def test_the_configured_limit_applies_to_every_call(limit: None) -> None:
     assert "more than the" in fatal_message(run(request(10)))
     with pytest.raises(ValueError):
         response_size.configure(0)
+
+
+def test_the_estimate_that_spares_measuring_small_responses_is_close() -> None:
+    """Mid-rollout (both revisions' replicas and endpoints, a long route) and fresh."""
+    from tests.test_fast_paths import benchmark  # scripts/benchmark.py's realistic requests
+
+    for req, now in ((benchmark.build_request(200), benchmark.NOW), (request(300), NOW)):
+        rsp = fn.FunctionRunner(clock=lambda now=now: now).run(req)
+        assert not rsp.results or rsp.results[0].severity != fnv1.SEVERITY_FATAL
+        exact = rsp.ByteSize()
+        assert abs(response_size.estimate(rsp) - exact) < 0.01 * exact
