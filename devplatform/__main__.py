@@ -41,6 +41,8 @@ def main() -> None:
                    help="stop after this many seconds (default: run until stopped)")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    for noisy in ("httpx", "httpx2", "httpcore"):  # one line per request otherwise
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     settings = Settings(
         gpus=args.gpus, warmup_seconds=args.warmup_seconds,
         endpoint_delay_seconds=args.endpoint_delay_seconds,
