@@ -151,6 +151,7 @@ class Checker:
     endpoint_at: dict[str, float] = field(default_factory=dict)
     routed_at: dict[str, float] = field(default_factory=dict)
     ever_routed: set[str] = field(default_factory=set)
+    unhealthy_at: dict[str, float] = field(default_factory=dict)
     deleted: dict[str, float] = field(default_factory=dict)
     xr_deleting: bool = False
     floor: int | None = None
@@ -239,6 +240,8 @@ class Checker:
                 self.status_keys_written |= set((obj.get("status") or {}).keys())
             if kind == "ModelReplica" and ready(obj) and name not in self.ready_at:
                 self.ready_at[name] = now
+            if kind == "ModelReplica" and unhealthy(obj) and name not in self.unhealthy_at:
+                self.unhealthy_at[name] = now
             if kind == "ModelEndpoint":
                 replica = (obj.get("spec") or {}).get("replica")
                 if replica and replica not in self.endpoint_at:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import time
 import urllib.request
@@ -74,14 +75,19 @@ def leaf_paths(value: Any, prefix: str = "") -> set[str]:
 class Live:
     """One scenario's namespace, its ModelDeployment and a checker watching it."""
 
-    def __init__(self, kubeconfig: Path, namespace: str, name: str = "qwen") -> None:
+    def __init__(self, kubeconfig: Path, namespace: str, name: str = "qwen",
+                 strict: bool = True) -> None:
         self.client = Client(KubeConfig.from_file(str(kubeconfig)), field_manager="live-test")
-        self.namespace = namespace
+        self.scenario = namespace
+        # A fresh namespace each run: Crossplane keys an XR's watch circuit
+        # breaker by namespace and name and keeps it across re-creation.
+        self.namespace = f"{namespace}-{os.getpid() % 10000}-{int(time.time()) % 10000}"
         self.name = name
         self.checker = Checker(self.client, namespace, name)
         self.calls_at_start = 0.0
         self.measure: dict[str, Any] = {"scenario": namespace}
-        self.ready_lost: list[str] = []
+        # strict: waiting fails as soon as the checker reports a violation.
+        self.strict = strict
 
     # --- setup and teardown --------------------------------------------------------------
     def __enter__(self) -> Live:
@@ -100,7 +106,7 @@ class Live:
     def __exit__(self, *exc: object) -> None:
         self.checker.stop()
         RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / f"{self.namespace}.json").write_text(json.dumps(self.measure, indent=2))
+        (RESULTS / f"{self.scenario}.json").write_text(json.dumps(self.measure, indent=2))
         with contextlib.suppress(ApiError):
             self.client.delete(Namespace, self.namespace)
 
@@ -150,10 +156,12 @@ class Live:
                 "serving.rollout.dev/revision", f"<{n}>") for n in names)
 
     def stable_on(self, revision: str, replicas: int) -> bool:
-        s = self.status()
+        xr = self.xr()
+        s = xr.get("status") or {}
+        routed = "route" not in (xr.get("spec") or {}) \
+            or self.route_revisions() == [revision] * replicas
         return (s.get("currentRevision") == revision and s.get("phase") == "Stable"
-                and not s.get("deployingRevision")
-                and self.route_revisions() == [revision] * replicas
+                and not s.get("deployingRevision") and routed
                 and len(self.replicas()) == replicas)
 
     # --- waiting and measuring -----------------------------------------------------------
@@ -163,7 +171,7 @@ class Live:
         while time.time() < deadline:
             if predicate():
                 return time.time()
-            if self.checker.violations:
+            if self.strict and self.checker.violations:
                 pytest.fail(f"while waiting for {what}: {self.checker.violations}")
             time.sleep(0.25)
         pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}; "
