@@ -82,8 +82,8 @@ class Live:
         # A fresh namespace each run: Crossplane keys an XR's watch circuit
         # breaker by namespace and name and keeps it across re-creation.
         self.namespace = f"{namespace}-{os.getpid() % 10000}-{int(time.time()) % 10000}"
+        self.checker = Checker(self.client, self.namespace, name)
         self.name = name
-        self.checker = Checker(self.client, namespace, name)
         self.calls_at_start = 0.0
         self.measure: dict[str, Any] = {"scenario": namespace}
         # strict: waiting fails as soon as the checker reports a violation.
