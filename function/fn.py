@@ -12,6 +12,7 @@ from crossplane.function import logging, response
 from crossplane.function.proto.v1 import run_function_pb2 as fnv1
 from crossplane.function.proto.v1 import run_function_pb2_grpc as grpcv1
 
+from function import response_size
 from function.observe import get, read_observed, read_prior_status, to_plain
 from function.planner import plan
 from function.spec import InvalidSpec, parse_input, parse_spec
@@ -72,7 +73,7 @@ class FunctionRunner(grpcv1.FunctionRunnerServiceServicer):
             self.log.exception("RunFunction failed", tag=req.meta.tag)
             rsp = response.to(req)
             response.fatal(rsp, f"internal error: {type(error).__name__}: {error}")
-        return rsp
+        return response_size.bounded(req, rsp)
 
 
 def respond(req: fnv1.RunFunctionRequest, rsp: fnv1.RunFunctionResponse, now: datetime) -> None:

@@ -4,7 +4,7 @@ import click
 from crossplane.function import cli as sdkcli
 from crossplane.function import logging, runtime
 
-from function import fn
+from function import fn, response_size
 
 MEGABYTE = 1024 * 1024
 
@@ -25,6 +25,11 @@ DEFAULT_MAX_MESSAGE_MB = 64
 @click.command(context_settings={"default_map": {
     "max_recv_message_size": DEFAULT_MAX_MESSAGE_MB}})
 @sdkcli.standard_options
+@click.option(
+    "--max-response-bytes", type=click.IntRange(min=1),
+    default=response_size.CROSSPLANE_RECEIVE_LIMIT, show_default=True,
+    help="Largest response sent; past it the function answers with a Fatal result that says "
+         "so. The default is what Crossplane's function client accepts.")
 def cli(
     debug: bool,
     address: str,
@@ -32,8 +37,10 @@ def cli(
     insecure: bool,
     max_recv_message_size: int,
     max_send_message_size: int | None,
+    max_response_bytes: int,
 ) -> None:
     """Serve function-model-rollout over gRPC."""
+    response_size.configure(max_response_bytes)
     logging.configure(level=logging.Level.DEBUG if debug else logging.Level.INFO)
     # The SDK opens a TLS and a plain listener on the same port when given both
     # --insecure and a certificates directory; the second bind fails. --insecure

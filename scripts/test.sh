@@ -20,7 +20,7 @@ fi
 
 # Static checks first: they take seconds and name the line. mypy checks the files
 # pyproject.toml lists: function/, the shared test helpers and scripts/.
-"${ROOT}/.venv/bin/ruff" check function tests scripts
+"${ROOT}/.venv/bin/ruff" check function tests scripts devplatform
 "${ROOT}/.venv/bin/mypy"
 
 set +e

@@ -1,0 +1,1 @@
+"""An example serving platform for the development cluster (scripts/cluster.sh)."""
