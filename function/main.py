@@ -30,7 +30,7 @@ DEFAULT_MAX_MESSAGE_MB = 64
     default=response_size.CROSSPLANE_RECEIVE_LIMIT, show_default=True,
     help="Largest response sent; past it the function answers with a Fatal result that says "
          "so. The default is what Crossplane's function client accepts.")
-def cli(
+def cli(  # noqa: PLR0913, PLR0917 -- one parameter per command-line option
     debug: bool,
     address: str,
     tls_certs_dir: str | None,

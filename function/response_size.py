@@ -32,6 +32,7 @@ def configure(limit_bytes: int) -> None:
 
 
 def limit() -> int:
+    """The largest response, in bytes, the function sends (--max-response-bytes)."""
     return _limit
 
 

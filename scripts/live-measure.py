@@ -195,8 +195,8 @@ def size_spec(n: int, env_entries: int) -> dict[str, Any]:
 
 
 def synced_message(live: Live) -> str:
-    c = next((c for c in live.status().get("conditions") or [] if c.get("type") == "Synced"),
-             {})
+    c: dict[str, Any] = next(
+        (c for c in live.status().get("conditions") or [] if c.get("type") == "Synced"), {})
     return f"{c.get('status')}: {c.get('message', '')}"
 
 

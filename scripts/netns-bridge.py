@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import sys
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -87,4 +86,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
