@@ -25,6 +25,8 @@ from function.spec import Analysis
 
 
 class Verdict(enum.Enum):
+    """The analysis gate's verdict on the deploying revision (docs/rollout.md#the-analysis-gate)."""
+
     PASS = "Pass"
     FAIL = "Fail"
     INCONCLUSIVE = "Inconclusive"
@@ -58,6 +60,7 @@ class Figures:
         return self.errors / self.requests if self.requests else 0.0
 
     def p95(self, metric: str) -> float | None:
+        """The combined p95 of `metric` (TTFT_P95 or ITL_P95); None when no replica publishes it."""
         return self.ttft_p95_seconds if metric == TTFT_P95 else self.itl_p95_seconds
 
 
@@ -159,39 +162,16 @@ def judge(limits: Analysis, deploying: Figures, baseline: Figures | None) -> Jud
     compared = (baseline if baseline is not None and baseline.replicas
                 and baseline.requests >= limits.min_requests
                 and limits.max_ratio_to_baseline is not None else None)
-    ratio = limits.max_ratio_to_baseline or 1.0
-    over = f"over {deploying.requests} requests"
-    failures: list[tuple[str, str]] = []
-
-    rate = deploying.error_rate
-    base_rate = baseline.error_rate if baseline is not None and baseline.requests else None
-    if rate > limits.max_error_rate:
-        failures.append((ERROR_RATE, f"{name} error rate {percent(rate)} {over} > "
-                         f"{percent(limits.max_error_rate)}{aside(base_rate, percent)}"))
-    elif compared is not None and compared.error_rate > 0 and rate > ratio * compared.error_rate:
-        failures.append((ERROR_RATE, f"{name} error rate {percent(rate)} {over} > {ratio:g} x "
-                         f"baseline {percent(compared.error_rate)} "
-                         f"({percent(ratio * compared.error_rate)})"))
-
+    failures = _error_rate_failures(limits, deploying, baseline, compared)
     missing: list[str] = []
-    for metric, limit in ((TTFT_P95, limits.max_ttft_p95_seconds),
-                          (ITL_P95, limits.max_itl_p95_seconds)):
-        value = deploying.p95(metric)
-        base = baseline.p95(metric) if baseline is not None else None
-        base_compared = compared.p95(metric) if compared is not None else None
-        if base_compared is not None and base_compared <= 0:
-            base_compared = None
-        if value is None:
-            if limit is not None or base_compared is not None:
+    for metric in (TTFT_P95, ITL_P95):
+        if deploying.p95(metric) is None:
+            base_compared = compared.p95(metric) if compared is not None else None
+            if (_p95_limit(limits, metric) is not None
+                    or (base_compared is not None and base_compared > 0)):
                 missing.append(metric)
-            continue
-        if limit is not None and value > limit:
-            failures.append((metric, f"{name} {metric} {seconds(value)} {over} > "
-                             f"{seconds(limit)}{aside(base, seconds)}"))
-        elif base_compared is not None and value > ratio * base_compared:
-            failures.append((metric, f"{name} {metric} {seconds(value)} {over} > {ratio:g} x "
-                             f"baseline {seconds(base_compared)} "
-                             f"({seconds(ratio * base_compared)})"))
+        else:
+            failures.extend(_p95_failures(metric, limits, deploying, baseline, compared))
 
     if failures:
         return Judgement(Verdict.FAIL, "; ".join(text for _, text in failures),
@@ -203,6 +183,59 @@ def judge(limits: Analysis, deploying: Figures, baseline: Figures | None) -> Jud
     return Judgement(Verdict.PASS, f"{summary(deploying)} within limits"
                      + (f" (baseline {summary(baseline)})"
                         if baseline is not None and baseline.requests else ""))
+
+
+def _error_rate_failures(limits: Analysis, deploying: Figures, baseline: Figures | None,
+                         compared: Figures | None) -> list[tuple[str, str]]:
+    """[(ERROR_RATE, why)] when the deploying revision's error rate fails, else [].
+
+    It fails above maxErrorRate, or above maxRatioToBaseline times the compared
+    baseline's rate when that rate is above 0: maxErrorRate 0.01, ratio 1.25,
+    baseline 0.005 -> a rate of 0.008 fails (0.008 > 0.00625), 0.006 passes.
+    compared: the baseline when it has minRequests requests and a ratio is set.
+    """
+    name, rate = deploying.revision, deploying.error_rate
+    ratio = limits.max_ratio_to_baseline or 1.0
+    over = f"over {deploying.requests} requests"
+    base_rate = baseline.error_rate if baseline is not None and baseline.requests else None
+    if rate > limits.max_error_rate:
+        return [(ERROR_RATE, f"{name} error rate {percent(rate)} {over} > "
+                 f"{percent(limits.max_error_rate)}{aside(base_rate, percent)}")]
+    if compared is not None and compared.error_rate > 0 and rate > ratio * compared.error_rate:
+        return [(ERROR_RATE, f"{name} error rate {percent(rate)} {over} > {ratio:g} x "
+                 f"baseline {percent(compared.error_rate)} "
+                 f"({percent(ratio * compared.error_rate)})")]
+    return []
+
+
+def _p95_limit(limits: Analysis, metric: str) -> float | None:
+    """maxTTFTP95Seconds or maxITLP95Seconds, for TTFT_P95 or ITL_P95; None when unset."""
+    return limits.max_ttft_p95_seconds if metric == TTFT_P95 else limits.max_itl_p95_seconds
+
+
+def _p95_failures(metric: str, limits: Analysis, deploying: Figures,
+                  baseline: Figures | None, compared: Figures | None) -> list[tuple[str, str]]:
+    """[(metric, why)] when the deploying revision's published p95 fails, else [].
+
+    It fails above its absolute limit (_p95_limit), or above maxRatioToBaseline times the
+    compared baseline's p95 when that is above 0: ratio 1.25, baseline TTFT p95
+    1.0 s -> 1.3 s fails (1.3 > 1.25), 1.2 s passes.
+    """
+    value = deploying.p95(metric)
+    assert value is not None
+    limit = _p95_limit(limits, metric)
+    name = deploying.revision
+    ratio = limits.max_ratio_to_baseline or 1.0
+    over = f"over {deploying.requests} requests"
+    base = baseline.p95(metric) if baseline is not None else None
+    base_compared = compared.p95(metric) if compared is not None else None
+    if limit is not None and value > limit:
+        return [(metric, f"{name} {metric} {seconds(value)} {over} > "
+                 f"{seconds(limit)}{aside(base, seconds)}")]
+    if base_compared is not None and base_compared > 0 and value > ratio * base_compared:
+        return [(metric, f"{name} {metric} {seconds(value)} {over} > {ratio:g} x "
+                 f"baseline {seconds(base_compared)} ({seconds(ratio * base_compared)})")]
+    return []
 
 
 def summary(figures: Figures) -> str:

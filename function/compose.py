@@ -16,6 +16,10 @@ from function.spec import Input, RouteTimeouts, Spec
 
 @dataclass(frozen=True)
 class DesiredResource:
+    """One composed resource as desired: its composition key, its body, and whether
+    Crossplane should count it Ready (from what was observed of it).
+    """
+
     key: str
     body: dict[str, Any]
     ready: bool
@@ -23,12 +27,20 @@ class DesiredResource:
 
 @dataclass(frozen=True)
 class Composition:
+    """What compose returns: the desired composed resources and the XR's status."""
+
     resources: list[DesiredResource]
     status: dict[str, Any]
 
 
 def compose(spec: Spec, plan: Plan, observed: Observed, fn_input: Input,
             xr_name: str) -> Composition:
+    """The plan as desired resources and XR status.
+
+    Each planned replica, followed by its endpoint while it is observed Ready, then
+    the main and preview routes. Replicas of one revision share one spec dict,
+    built once per call (replica_spec).
+    """
     resources: list[DesiredResource] = []
     templates: dict[str, dict[str, Any]] = {}
     for planned in plan.replicas:
@@ -50,6 +62,7 @@ def compose(spec: Spec, plan: Plan, observed: Observed, fn_input: Input,
 
 def replica_body(plan: Plan, planned: PlannedReplica, xr_name: str, fn_input: Input,
                  labels: dict[str, str], templates: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A replica as desired: the Input's replica kind, its name, labels, annotations and spec."""
     return {
         "apiVersion": fn_input.replica.api_version,
         "kind": fn_input.replica.kind,
@@ -63,6 +76,7 @@ def replica_body(plan: Plan, planned: PlannedReplica, xr_name: str, fn_input: In
 
 
 def endpoint_ready(observed: Observed, planned: PlannedReplica) -> bool:
+    """Whether the replica's endpoint was observed Ready=True (False before it is observed)."""
     observed_endpoint = observed.endpoints.get((planned.revision, planned.index))
     return observed_endpoint is not None and observed_endpoint.ready
 
@@ -74,24 +88,30 @@ def route_resources(spec: Spec, plan: Plan, observed: Observed,
     if spec.route is not None and plan.main_backends is not None:
         resources.append(DesiredResource(
             key=naming.ROUTE_KEY,
-            body=http_route(xr_name, spec.route.parent_refs, spec.route.hostnames,
-                            spec.route.path_prefix, plan.main_backends,
-                            header_rule=plan.header_rule, timeouts=spec.route.timeouts),
+            body=http_route(xr_name, xr_name, spec.route.parent_refs, spec.route.hostnames,
+                            route_rules(spec.route.path_prefix, plan.main_backends,
+                                        plan.header_rule, spec.route.timeouts)),
             ready=observed.route is not None and observed.route.accepted,
         ))
         preview = spec.route.preview
         if preview is not None and plan.preview_backends is not None:
             resources.append(DesiredResource(
                 key=naming.PREVIEW_ROUTE_KEY,
-                body=http_route(naming.preview_route_name(xr_name), spec.route.parent_refs,
-                                preview.hostnames, preview.path_prefix, plan.preview_backends,
-                                xr_name=xr_name, timeouts=spec.route.timeouts),
+                body=http_route(naming.preview_route_name(xr_name), xr_name,
+                                spec.route.parent_refs, preview.hostnames,
+                                route_rules(preview.path_prefix, plan.preview_backends, None,
+                                            spec.route.timeouts)),
                 ready=observed.preview_route is not None and observed.preview_route.accepted,
             ))
     return resources
 
 
 def replica_labels(plan: Plan, planned: PlannedReplica, xr_name: str) -> dict[str, str]:
+    """A replica's labels: deployment, revision, index, and the template hash.
+
+    The hash is the revision's; for a revision gone from spec.revisions, the one
+    the replica carries already; no label when neither is known.
+    """
     labels = {
         naming.LABEL_DEPLOYMENT: naming.label_value(xr_name),
         naming.LABEL_REVISION: planned.revision,
@@ -106,6 +126,9 @@ def replica_labels(plan: Plan, planned: PlannedReplica, xr_name: str) -> dict[st
 
 
 def replica_annotations(planned: PlannedReplica) -> dict[str, str]:
+    """When the replica was first desired and, while it drains, when its drain started
+    and how many seconds it lasts (docs/rollout.md#draining).
+    """
     annotations = {naming.ANNOTATION_DESIRED_SINCE: format_time(planned.desired_since)}
     if planned.draining_since is not None:
         annotations[naming.ANNOTATION_DRAINING_SINCE] = format_time(planned.draining_since)
@@ -115,6 +138,13 @@ def replica_annotations(planned: PlannedReplica) -> dict[str, str]:
 
 def replica_spec(plan: Plan, planned: PlannedReplica, xr_name: str,
                  templates: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A replica's spec: deployment, revision and the revision's content.
+
+    A revision gone from spec.revisions keeps the spec its replica was built from,
+    copied as plain data (docs/rollout.md#revisions, rule 9); with none observed,
+    only deployment and revision. templates holds one dict per revision for this
+    call, shared by its replicas.
+    """
     info = plan.revisions[planned.revision]
     if info.template is None:
         # Missing from spec.revisions: keep what the replica was built from.
@@ -133,6 +163,9 @@ def replica_spec(plan: Plan, planned: PlannedReplica, xr_name: str,
 
 def endpoint_body(plan: Plan, planned: PlannedReplica, labels: dict[str, str],
                   fn_input: Input) -> dict[str, Any]:
+    """An endpoint as desired: the replica it fronts, its revision, the engine port, and
+    the replica's status.address.url (omitted while the replica publishes none).
+    """
     spec: dict[str, Any] = {
         "replica": planned.name,
         "revision": planned.revision,
@@ -149,11 +182,29 @@ def endpoint_body(plan: Plan, planned: PlannedReplica, labels: dict[str, str],
     }
 
 
-def http_route(name: str, parent_refs: tuple[dict[str, Any], ...], hostnames: tuple[str, ...],
-               path_prefix: str, backends: list[Backend], xr_name: str | None = None, *,
-               header_rule: HeaderRule | None = None,
-               timeouts: RouteTimeouts | None = None) -> dict[str, Any]:
-    """An HTTPRoute: one PathPrefix rule to `backends` and, with a header rule that has
+def http_route(name: str, xr_name: str, parent_refs: tuple[dict[str, Any], ...],
+               hostnames: tuple[str, ...], rules: list[dict[str, Any]]) -> dict[str, Any]:
+    """An HTTPRoute named `name`, labelled with its deployment `xr_name`, with these rules.
+
+    hostnames is omitted when empty (the route then matches the parents' hostnames).
+    """
+    spec: dict[str, Any] = {"parentRefs": [dict(ref) for ref in parent_refs], "rules": rules}
+    if hostnames:
+        spec["hostnames"] = list(hostnames)
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {
+            "name": name,
+            "labels": {naming.LABEL_DEPLOYMENT: naming.label_value(xr_name)},
+        },
+        "spec": spec,
+    }
+
+
+def route_rules(path_prefix: str, backends: list[Backend], header_rule: HeaderRule | None,
+                timeouts: RouteTimeouts | None) -> list[dict[str, Any]]:
+    """A route's rules: one PathPrefix rule to `backends` and, with a header rule that has
     backends, a second rule matching the same prefix and the header exactly.
 
     spec.route.timeouts is copied to every rule.
@@ -164,22 +215,14 @@ def http_route(name: str, parent_refs: tuple[dict[str, Any], ...], hostnames: tu
         rule["matches"][0]["headers"] = [
             {"type": "Exact", "name": header_rule.name, "value": header_rule.value}]
         rules.append(rule)
-    spec: dict[str, Any] = {"parentRefs": [dict(ref) for ref in parent_refs], "rules": rules}
-    if hostnames:
-        spec["hostnames"] = list(hostnames)
-    return {
-        "apiVersion": "gateway.networking.k8s.io/v1",
-        "kind": "HTTPRoute",
-        "metadata": {
-            "name": name,
-            "labels": {naming.LABEL_DEPLOYMENT: naming.label_value(xr_name or name)},
-        },
-        "spec": spec,
-    }
+    return rules
 
 
 def route_rule(path_prefix: str, backends: list[Backend],
                timeouts: RouteTimeouts | None) -> dict[str, Any]:
+    """One HTTPRoute rule: a PathPrefix match, a backendRef per backend (the key is
+    omitted when there are none) and the fields of spec.route.timeouts that are set.
+    """
     rule: dict[str, Any] = {"matches": [{"path": {"type": "PathPrefix", "value": path_prefix}}]}
     if backends:
         rule["backendRefs"] = [
@@ -192,6 +235,10 @@ def route_rule(path_prefix: str, backends: list[Backend],
 
 
 def status(plan: Plan) -> dict[str, Any]:
+    """The XR's status as written: phase, the revision registers that are set, the
+    replica counts, one row per revision, the strategy's own fields (status.canary)
+    and status.analysis (docs/rollout.md#status-and-conditions).
+    """
     out: dict[str, Any] = {"phase": plan.phase}
     optional = {
         "currentRevision": plan.current_revision,

@@ -32,6 +32,10 @@ _LIST_VALUE = struct_pb2.ListValue
 _FIELDS = type(struct_pb2.Struct().fields)
 _TEXT_OR_NONE = (str, type(None))
 _NUMBER = (int, float)  # a tuple: `int | float` would build a union on every call
+_MAX_DEPTH = 64  # to_plain copies no deeper: the spec's free-form fields stop at 16 levels
+_MAX_TIME_LENGTH = 64  # an RFC 3339 timestamp is at most 35 characters
+_ISOFORMAT_FROM_YEAR = 1000  # from this year on, isoformat gives the same text as strftime
+_MAX_DRAIN_DIGITS = 9  # drain-seconds annotation: up to 999999999 s, far past any drain
 
 
 def _value(value: struct_pb2.Value) -> Any:
@@ -113,6 +117,10 @@ def get(source: Any, key: str) -> Any:
 
 
 def get_path(source: Any, *keys: str) -> Any:
+    """get, key by key; None as soon as one step is absent or not a mapping.
+
+    Example: get_path(xr, "status", "phase") is xr.status.phase.
+    """
     for key in keys:
         source = get(source, key)
         if source is None:
@@ -121,10 +129,16 @@ def get_path(source: Any, *keys: str) -> Any:
 
 
 def as_str(value: Any) -> str | None:
+    """value when it is a str, else None."""
     return value if isinstance(value, str) else None
 
 
 def as_int(value: Any) -> int | None:
+    """value as an int when it is a whole number of at most 2**53 in magnitude, else None.
+
+    A bool is refused; a whole double is accepted, since a Struct holds every
+    number as one: 3.0 -> 3, 2.5 -> None, 2.0**54 -> None, True -> None.
+    """
     if isinstance(value, bool) or not isinstance(value, _NUMBER):
         return None
     if isinstance(value, float) and not value.is_integer():
@@ -136,7 +150,7 @@ def as_int(value: Any) -> int | None:
 
 def as_time(value: Any) -> datetime | None:
     """An RFC 3339 timestamp, always timezone-aware; None for anything else."""
-    if not isinstance(value, str) or len(value) > 64:
+    if not isinstance(value, str) or len(value) > _MAX_TIME_LENGTH:
         return None
     try:
         parsed = datetime.fromisoformat(value)
@@ -147,37 +161,48 @@ def as_time(value: Any) -> datetime | None:
 
 @functools.lru_cache(maxsize=4096)
 def format_time(value: datetime) -> str:
+    """value as an RFC 3339 UTC timestamp to the second: 2026-11-22T10:04:30Z.
+
+    Fractions of a second are dropped and other offsets converted:
+    10:04:30.9+02:00 -> 08:04:30Z.
+    """
     # Cached: replicas created by the same call share their desired-since time.
     utc = value.astimezone(UTC)
-    if utc.year >= 1000:  # isoformat is several times cheaper and, from year 1000 on, the same
+    if utc.year >= _ISOFORMAT_FROM_YEAR:  # isoformat is several times cheaper
         return utc.isoformat(timespec="seconds")[:19] + "Z"
     return utc.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def to_plain(value: Any, depth: int = 0) -> Any:
     """A deep copy of a dict- or Struct-shaped value as plain Python values."""
-    if depth > 64:
+    if depth > _MAX_DEPTH:
         return None
-    # Structs are read through fields and each Value's kind: the Mapping protocol
-    # gives the same values at several times the cost (the spec is copied every call).
-    if type(value) is _STRUCT:
-        return {key: _plain_value(item, depth + 1) for key, item in value.fields.items()}
-    if type(value) is _LIST_VALUE:
-        return [_plain_value(item, depth + 1) for item in value.values]
+    kind = type(value)
+    if kind is _STRUCT or kind is _LIST_VALUE:
+        return _plain_message(value, depth)
     if isinstance(value, Mapping):
         return {str(k): to_plain(value[k], depth + 1) for k in value}
-    if isinstance(value, str):
-        return value
-    if isinstance(value, Sequence):
+    if isinstance(value, Sequence) and not isinstance(value, str):
         return [to_plain(v, depth + 1) for v in value]
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    return value
+    return value  # str, int, bool, None and a fractional float as they are
+
+
+def _plain_message(value: struct_pb2.Struct | struct_pb2.ListValue, depth: int) -> Any:
+    """to_plain of a Struct (a dict) or a ListValue (a list).
+
+    Read through fields or values and each Value's kind: the Mapping protocol
+    gives the same values at several times the cost (the spec is copied every call).
+    """
+    if type(value) is _STRUCT:
+        return {key: _plain_value(item, depth + 1) for key, item in value.fields.items()}
+    return [_plain_value(item, depth + 1) for item in value.values]
 
 
 def _plain_value(value: struct_pb2.Value, depth: int) -> Any:
     """to_plain(_value(value), depth)."""
-    if depth > 64:
+    if depth > _MAX_DEPTH:
         return None
     kind = value.WhichOneof("kind")
     if kind == "string_value":
@@ -185,7 +210,7 @@ def _plain_value(value: struct_pb2.Value, depth: int) -> Any:
     if kind == "number_value":
         number = value.number_value
         return int(number) if number.is_integer() else number
-    if kind == "struct_value" or kind == "list_value":
+    if kind in ("struct_value", "list_value"):
         return to_plain(getattr(value, kind), depth)
     return _value(value)  # bool, null, or no kind at all (an error, as from the Mapping)
 
@@ -195,6 +220,10 @@ def _plain_value(value: struct_pb2.Value, depth: int) -> Any:
 # thousands are made per call. Slots also keep them a quarter of the size.
 @dataclass(slots=True)
 class Condition:
+    """A status condition as read: status ("True", "False", "Unknown"; None when
+    unreadable), and its reason, message and lastTransitionTime when present.
+    """
+
     status: str | None
     reason: str | None = None
     message: str | None = None
@@ -202,6 +231,7 @@ class Condition:
 
 
 def find_condition(status: Any, kind: str) -> Condition | None:
+    """The first condition of type `kind` in status.conditions, or None."""
     return _find_condition(get(status, "conditions"), kind)
 
 
@@ -241,6 +271,8 @@ def _condition(fields: Any, status: Any) -> Condition:
 
 @dataclass(slots=True)
 class Health:
+    """A replica's status.health: state (Healthy or Unhealthy) and when it was last probed."""
+
     state: str | None
     last_probe_time: datetime | None
 
@@ -263,6 +295,13 @@ class Metrics:
 
 @dataclass(slots=True)
 class ObservedReplica:
+    """What the rollout reads of one observed replica (docs/rollout.md#resources-and-fields).
+
+    revision and index come from its key; every other field is None (or False)
+    when absent or unreadable. desired_since, draining_since, drain_seconds and
+    template_hash are what an earlier response wrote in its annotations and labels.
+    """
+
     key: str
     revision: str
     index: int
@@ -286,11 +325,16 @@ class ObservedReplica:
 
     @property
     def is_ready(self) -> bool:
+        """Whether its Ready condition's status is "True"."""
         return self.ready is not None and self.ready.status == "True"
 
 
 @dataclass(slots=True)
 class ObservedEndpoint:
+    """What the rollout reads of one observed endpoint: the backendName it publishes
+    (None until it publishes one) and whether it is Ready.
+    """
+
     key: str
     revision: str
     index: int
@@ -300,12 +344,18 @@ class ObservedEndpoint:
 
 @dataclass(frozen=True)
 class ObservedRoute:
+    """What the rollout reads of an observed HTTPRoute: whether a parent accepted it,
+    and the backendRef names its rules carry now.
+    """
+
     accepted: bool
     backends: frozenset[str] = frozenset()  # backendRef names the route carries now
 
 
 @dataclass(frozen=True)
 class PriorRevisionRow:
+    """One row of status.revisions as written before; None where it is unreadable."""
+
     replicas: int | None
     available: int | None
 
@@ -348,6 +398,12 @@ class PriorStatus:
 
 @dataclass(frozen=True)
 class Observed:
+    """The observed composed resources the function reads, by kind.
+
+    replicas sorted by (revision, index); endpoints keyed by (revision, index); a
+    route None when it is not observed.
+    """
+
     replicas: tuple[ObservedReplica, ...] = ()
     endpoints: Mapping[tuple[str, int], ObservedEndpoint] = field(default_factory=dict)
     route: ObservedRoute | None = None
@@ -355,6 +411,12 @@ class Observed:
 
 
 def read_replica(key: str, revision: str, index: int, resource: Any) -> ObservedReplica:
+    """The ObservedReplica of one observed replica (a Struct, or a dict in tests).
+
+    A Struct of the usual shape is read by _read_regular_replica; anything else,
+    including a Struct with one field of another shape, by _read_replica, which
+    checks every field's type. Both give the same result.
+    """
     if type(resource) is _STRUCT:
         with contextlib.suppress(_Irregular):
             return _read_regular_replica(key, revision, index, resource.fields)
@@ -469,60 +531,61 @@ def _read_regular_replica(key: str, revision: str, index: int, fields: Any) -> O
     text belongs, an absent list) is left to _read_replica, so the result is
     the same either way.
     """
-    created = desired_since = draining_since = drain_seconds = template_hash = None
-    if "metadata" in fields:
-        metadata = _object(fields["metadata"])
-        if "creationTimestamp" in metadata:
-            created = as_time(_string(metadata["creationTimestamp"]))
-        if "annotations" in metadata:
-            annotations = _object(metadata["annotations"])
-            if naming.ANNOTATION_DESIRED_SINCE in annotations:
-                desired_since = as_time(_string(annotations[naming.ANNOTATION_DESIRED_SINCE]))
-            if naming.ANNOTATION_DRAINING_SINCE in annotations:
-                draining_since = as_time(_string(annotations[naming.ANNOTATION_DRAINING_SINCE]))
-            if naming.ANNOTATION_DRAIN_SECONDS in annotations:
-                drain_seconds = _int_text(_string(annotations[naming.ANNOTATION_DRAIN_SECONDS]))
-        if "labels" in metadata:
-            labels = _object(metadata["labels"])
-            if naming.LABEL_TEMPLATE_HASH in labels:
-                template_hash = _string(labels[naming.LABEL_TEMPLATE_HASH])
-    ready = scheduled = health = url = message = metrics = None
-    failed = False
-    if "status" in fields:
-        status = _object(fields["status"])
-        if "conditions" in status:
-            ready, scheduled = _regular_conditions(_regular_list(status["conditions"]))
-        if "health" in status:
-            health = _regular_health(_object(status["health"]))
-        if "address" in status:
-            address = _object(status["address"])
-            if "url" in address:
-                url = _string(address["url"])
-        if "phase" in status:
-            failed = _string(status["phase"]) == "Failed"
-            if failed and "message" in status:
-                message = _string(status["message"])
-        if "metrics" in status:
-            metrics = _object(status["metrics"])
-    return ObservedReplica(
+    replica = ObservedReplica(
         key=key,
         revision=revision,
         index=index,
-        created=created,
-        desired_since=desired_since,
-        draining_since=draining_since,
-        drain_seconds=drain_seconds,
-        template_hash=template_hash,
-        ready=ready,
-        scheduled=scheduled,
-        health=health,
-        failed=failed,
-        message=message,
-        url=url,
-        malformed=False,
-        raw_spec=_value(fields["spec"]) if "spec" in fields else None,
-        raw_metrics=metrics,
     )
+    if "metadata" in fields:
+        _read_regular_metadata(replica, _object(fields["metadata"]))
+    if "status" in fields:
+        _read_regular_status(replica, _object(fields["status"]))
+    if "spec" in fields:
+        replica.raw_spec = _value(fields["spec"])
+    return replica
+
+
+def _read_regular_metadata(replica: ObservedReplica, metadata: Any) -> None:
+    """Set replica's creation time and what earlier responses wrote in its annotations and
+    labels, from metadata of the usual shape; _Irregular when not.
+    """
+    if "creationTimestamp" in metadata:
+        replica.created = as_time(_string(metadata["creationTimestamp"]))
+    if "annotations" in metadata:
+        annotations = _object(metadata["annotations"])
+        if naming.ANNOTATION_DESIRED_SINCE in annotations:
+            replica.desired_since = as_time(_string(annotations[naming.ANNOTATION_DESIRED_SINCE]))
+        if naming.ANNOTATION_DRAINING_SINCE in annotations:
+            replica.draining_since = as_time(
+                _string(annotations[naming.ANNOTATION_DRAINING_SINCE]))
+        if naming.ANNOTATION_DRAIN_SECONDS in annotations:
+            replica.drain_seconds = _int_text(
+                _string(annotations[naming.ANNOTATION_DRAIN_SECONDS]))
+    if "labels" in metadata:
+        labels = _object(metadata["labels"])
+        if naming.LABEL_TEMPLATE_HASH in labels:
+            replica.template_hash = _string(labels[naming.LABEL_TEMPLATE_HASH])
+
+
+def _read_regular_status(replica: ObservedReplica, status: Any) -> None:
+    """Set replica's conditions, health, url, failure and raw metrics from a status of
+    the usual shape; _Irregular when not.
+    """
+    if "conditions" in status:
+        replica.ready, replica.scheduled = _regular_conditions(
+            _regular_list(status["conditions"]))
+    if "health" in status:
+        replica.health = _regular_health(_object(status["health"]))
+    if "address" in status:
+        address = _object(status["address"])
+        if "url" in address:
+            replica.url = _string(address["url"])
+    if "phase" in status:
+        replica.failed = _string(status["phase"]) == "Failed"
+        if replica.failed and "message" in status:
+            replica.message = _string(status["message"])
+    if "metrics" in status:
+        replica.raw_metrics = _object(status["metrics"])
 
 
 def _regular_conditions(entries: Any) -> tuple[Condition | None, Condition | None]:
@@ -650,12 +713,13 @@ def _seconds_or_none(value: Any) -> bool:
 
 
 def _int_text(value: Any) -> int | None:
-    if isinstance(value, str) and value.isdigit() and len(value) <= 9:
+    if isinstance(value, str) and value.isdigit() and len(value) <= _MAX_DRAIN_DIGITS:
         return int(value)
     return None
 
 
 def read_endpoint(key: str, revision: str, index: int, resource: Any) -> ObservedEndpoint:
+    """The ObservedEndpoint of one observed endpoint, read like read_replica."""
     if type(resource) is _STRUCT:
         with contextlib.suppress(_Irregular):
             return _read_regular_endpoint(key, revision, index, resource.fields)
@@ -695,6 +759,9 @@ def _read_endpoint(key: str, revision: str, index: int, resource: Any) -> Observ
 
 
 def read_route(resource: Any) -> ObservedRoute:
+    """The ObservedRoute of an observed HTTPRoute: accepted when any entry of
+    status.parents has Accepted=True.
+    """
     parents = _elements(get_path(resource, "status", "parents"))
     accepted = False
     if parents is not None:
@@ -766,6 +833,11 @@ def read_observed(resources: Iterable[tuple[str, Any]]) -> Observed:
 
 
 def read_prior_status(status: Any) -> PriorStatus:
+    """The PriorStatus the function wrote on an earlier call, from the XR's status.
+
+    Unreadable fields are unknown (None) and empty revision names unset. At most
+    256 status.revisions rows are read, so the work stays bounded.
+    """
     rows: dict[str, PriorRevisionRow] = {}
     raw_rows = _elements(get(status, "revisions"))
     if raw_rows is not None:

@@ -26,7 +26,7 @@ from function.compose import (
 )
 from function.compose import status as composed_status
 from function.observe import Observed
-from function.planner import Plan, Severity
+from function.planner import Plan, PlannedReplica, Severity
 from function.spec import Input, Spec
 
 _SEVERITY = {Severity.NORMAL: fnv1.SEVERITY_NORMAL, Severity.WARNING: fnv1.SEVERITY_WARNING}
@@ -55,42 +55,83 @@ def write_composed(rsp: fnv1.RunFunctionResponse, spec: Spec, result: Plan, obse
     step already desired (merged into, not replaced) take the dict path.
     """
     resources = rsp.desired.resources
-    earlier = frozenset(resources)
-    writer = StructWriter()
-    spec_dicts: dict[str, dict[str, Any]] = {}
-    replica_templates: dict[str, struct_pb2.Struct] = {}
-    endpoint_templates: dict[str, struct_pb2.Struct] = {}
+    templates = _Templates(result, fn_input, xr_name, frozenset(resources))
     for planned in result.replicas:
+        label_dict = templates.write_replica(resources[planned.key], planned)
+        if not planned.has_endpoint:
+            continue
+        key = naming.endpoint_key(planned.revision, planned.index)
+        target = resources[key]
+        templates.write_endpoint(target, key, planned, label_dict)
+        target.ready = fnv1.READY_TRUE if endpoint_ready(observed, planned) else fnv1.READY_FALSE
+
+    for desired in route_resources(spec, result, observed, xr_name):
+        target = resources[desired.key]
+        templates.writer.update(target.resource, desired.body)
+        target.ready = fnv1.READY_TRUE if desired.ready else fnv1.READY_FALSE
+    write_outcome(rsp, result, composed_status(result))
+
+
+class _Templates:
+    """write_composed's state: one replica and one endpoint template per revision.
+
+    earlier: the keys an earlier pipeline step already desired; their bodies are
+    merged into (the dict path), never copied from a template nor kept as one.
+    """
+
+    def __init__(self, result: Plan, fn_input: Input, xr_name: str,
+                 earlier: frozenset[str]) -> None:
+        self.result = result
+        self.fn_input = fn_input
+        self.xr_name = xr_name
+        self.earlier = earlier
+        self.writer = StructWriter()
+        self.spec_dicts: dict[str, dict[str, Any]] = {}
+        self.replicas: dict[str, struct_pb2.Struct] = {}
+        self.endpoints: dict[str, struct_pb2.Struct] = {}
+
+    def write_replica(self, target: fnv1.Resource,
+                      planned: PlannedReplica) -> dict[str, str] | None:
+        """Write a replica's body and readiness; its labels when built (None from a template).
+
+        The first replica of a listed revision is written from its dict and kept,
+        without annotations, as the template the others are copied from.
+        """
         revision = planned.revision
         # Replicas of a revision gone from the spec keep their own observed spec: no template.
-        templated = result.revisions[revision].template is not None
-        key = planned.key
-        fresh = key not in earlier  # an earlier step's body is merged into, not replaced
-        target = resources[key]
-        template = replica_templates.get(revision) if fresh else None
+        templated = self.result.revisions[revision].template is not None
+        fresh = planned.key not in self.earlier  # an earlier step's body is merged into
+        template = self.replicas.get(revision) if fresh else None
+        label_dict = None
         if template is not None:
             metadata = from_template(target.resource, template, planned.name, planned.index)
             annotations = metadata["annotations"].struct_value.fields  # none in the template
             for name, text in replica_annotations(planned).items():
                 annotations[name].string_value = text
-            label_dict = None
         else:
-            label_dict = replica_labels(result, planned, xr_name)
-            writer.update(target.resource,
-                          replica_body(result, planned, xr_name, fn_input, label_dict, spec_dicts))
+            label_dict = replica_labels(self.result, planned, self.xr_name)
+            self.writer.update(target.resource,
+                               replica_body(self.result, planned, self.xr_name, self.fn_input,
+                                            label_dict, self.spec_dicts))
             if templated and fresh:
-                template = replica_templates[revision] = _copy(target.resource)
+                template = self.replicas[revision] = _copy(target.resource)
                 # Annotations differ per replica (draining ones have more): each sets its own.
                 metadata = template.fields["metadata"].struct_value.fields
                 metadata["annotations"].struct_value.Clear()
         target.ready = fnv1.READY_TRUE if planned.observed_ready else fnv1.READY_FALSE
+        return label_dict
 
-        if not planned.has_endpoint:
-            continue
-        key = naming.endpoint_key(revision, planned.index)
-        fresh = key not in earlier
-        target = resources[key]
-        template = endpoint_templates.get(revision) if fresh else None
+    def write_endpoint(self, target: fnv1.Resource, key: str, planned: PlannedReplica,
+                       label_dict: dict[str, str] | None) -> None:
+        """Write the body of a replica's endpoint (key), from its revision's template if any.
+
+        A copy of the template gets its own name, index label, spec.replica and
+        spec.url (removed when the replica publishes none).
+        """
+        revision = planned.revision
+        templated = self.result.revisions[revision].template is not None
+        fresh = key not in self.earlier
+        template = self.endpoints.get(revision) if fresh else None
         url = planned.replica.observed.url if planned.replica is not None else None
         if template is not None:
             body = target.resource
@@ -101,19 +142,13 @@ def write_composed(rsp: fnv1.RunFunctionResponse, spec: Spec, result: Plan, obse
                 endpoint_spec["url"].string_value = url
             elif "url" in endpoint_spec:
                 del endpoint_spec["url"]
-        else:
-            if label_dict is None:
-                label_dict = replica_labels(result, planned, xr_name)
-            writer.update(target.resource, endpoint_body(result, planned, label_dict, fn_input))
-            if templated and fresh:
-                endpoint_templates[revision] = _copy(target.resource)
-        target.ready = fnv1.READY_TRUE if endpoint_ready(observed, planned) else fnv1.READY_FALSE
-
-    for desired in route_resources(spec, result, observed, xr_name):
-        target = resources[desired.key]
-        writer.update(target.resource, desired.body)
-        target.ready = fnv1.READY_TRUE if desired.ready else fnv1.READY_FALSE
-    write_outcome(rsp, result, composed_status(result))
+            return
+        if label_dict is None:
+            label_dict = replica_labels(self.result, planned, self.xr_name)
+        self.writer.update(target.resource,
+                           endpoint_body(self.result, planned, label_dict, self.fn_input))
+        if templated and fresh:
+            self.endpoints[revision] = _copy(target.resource)
 
 
 def _copy(struct: struct_pb2.Struct) -> struct_pb2.Struct:

@@ -410,7 +410,9 @@ async def interleaved(payloads: dict[int, bytes], budget: float, min_calls: int,
     (size, runner) see the same machine: on a shared host the load changes from
     one second to the next. Results are keyed by (size, mode).
     """
-    servers, calls, found = [], {}, {}
+    servers: list[grpc.aio.Server] = []
+    calls: dict[str, tuple[grpc.aio.Channel, Any]] = {}
+    found: dict[tuple[int, str], dict[str, Any]] = {}
     try:
         for mode in MODES:
             server = grpc.aio.server(options=grpc_options(SERVER_MAX_MB, None))

@@ -18,9 +18,10 @@ if [[ "${SKIP_INSTALL:-}" != "1" ]]; then
   "${ROOT}/scripts/install-tools.sh"
 fi
 
-# Static checks first: they take seconds and name the line.
+# Static checks first: they take seconds and name the line. mypy checks the files
+# pyproject.toml lists: function/, the shared test helpers and scripts/.
 "${ROOT}/.venv/bin/ruff" check function tests scripts
-"${ROOT}/.venv/bin/mypy" function
+"${ROOT}/.venv/bin/mypy"
 
 set +e
 "${ROOT}/.venv/bin/python" -m pytest "$@"

@@ -41,7 +41,7 @@ def _backends(desired: dict[str, dict[str, Any]], key: str) -> list[str]:
     route = desired.get(key)
     if route is None:
         return []
-    names = []
+    names: list[str] = []
     for rule in route["spec"].get("rules", []):
         names.extend(ref["name"] for ref in rule.get("backendRefs", []))
     return names
@@ -165,7 +165,7 @@ def check(world: World, step: Step) -> None:
     current = step.status.get("currentRevision")
     if spec.strategy.type == BLUE_GREEN and step.status.get("rolloutStrategy") != "RollingUpdate":
         for key in routed_replicas(step):
-            revision = naming.parse_replica_key(key)[0]
+            revision = (naming.parse_replica_key(key) or ("",))[0]
             if revision != current:
                 raise Violation(f"main route carries {key} of {revision}, current is {current}")
 
@@ -194,7 +194,8 @@ def check(world: World, step: Step) -> None:
 
     # 8. No churn: a replica waiting for an accelerator is never dropped while its
     #    revision gets a new replica in the same response (it would wait again).
-    created = {naming.parse_replica_key(k)[0] for k in replicas if k not in step.observed}
+    created = {(naming.parse_replica_key(k) or ("",))[0] for k in replicas
+               if k not in step.observed}
     for key in waiting:
         parsed = naming.parse_replica_key(key)
         if parsed and key not in step.desired and parsed[0] in created:

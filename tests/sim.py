@@ -828,13 +828,14 @@ class Scenario:
         if self.replace:
             # No deadlock: on N GPUs every replica may wait capacityWaitSeconds for one
             # old replica to be traded (drained), one trade at a time (SPEC 4.6).
-            weights = sum(1 for step in strategy.canary.steps if step.kind == SET_WEIGHT) \
-                if self.canary else 0
+            steps = strategy.canary.steps if self.canary and strategy.canary else ()
+            weights = sum(1 for step in steps if step.kind == SET_WEIGHT)
             return (weights + max(n, 1)) * self.wave + self.awaiting + 2 * self.dt_max
         if self.canary:
             # Each setWeight step is a wave, the promotion as many as RollingUpdate's.
             surge, unavailable = surge_and_unavailable(strategy, n)
             per_wave = max(1, min(n, max(surge, unavailable))) if n else 1
+            assert strategy.canary is not None  # a canary scenario has its steps
             weights = sum(1 for step in strategy.canary.steps if step.kind == SET_WEIGHT)
             return ((weights + math.ceil(max(n, 1) / per_wave)) * self.wave + self.awaiting
                     + 2 * self.dt_max)

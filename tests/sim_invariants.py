@@ -915,9 +915,9 @@ class SimChecker:
         self.count("canary-steps-held")
         # From the call that enters the pause on, against the previous response's weight.
         pause_start = _time(now_canary.get("stepStartTime")) or step.now
-        if old <= index < len(steps) and steps[index].kind == PAUSE \
-                and steps[index].duration_seconds is not None \
-                and step.now < pause_start + timedelta(seconds=steps[index].duration_seconds):
+        pause = steps[index].duration_seconds if old <= index < len(steps) \
+            and steps[index].kind == PAUSE else None
+        if pause is not None and step.now < pause_start + timedelta(seconds=pause):
             serving = revision_counts(spec, step).get(deploying, (0, 0))[1]
             share = 100 * serving // spec.replicas if spec.replicas else 100
             held_weight = before.get("weight", 0)

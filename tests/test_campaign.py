@@ -19,8 +19,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from function import naming
 from tests import fixtures, invariants
 from tests.fixtures import blue_green, deployment, rolling
@@ -244,8 +242,6 @@ def routed_count(step) -> int:
     return len(invariants.routed_replicas(step))
 
 
-@pytest.mark.xfail(strict=True, reason="a canary that restarts its steps after lost status "
-                   "drains its excess replicas below N - maxUnavailable")
 def test_a_canary_restarting_its_steps_keeps_the_availability_floor():
     """Campaign: canary-timed lost-status (--strategy canary-timed --family lost-status).
 
@@ -273,8 +269,6 @@ def test_a_canary_restarting_its_steps_keeps_the_availability_floor():
         f"{routed_count(step)} routed: {sorted(invariants.routed_replicas(step))}")
 
 
-@pytest.mark.xfail(strict=True, reason="an aborted canary that traded a current replica for "
-                   "its accelerator never gives the accelerator back")
 def test_an_aborted_canary_on_a_full_pool_returns_its_accelerator():
     """Campaign: a canary on a tight pool under Replace, aborted
     (--strategy canary-timed-replace-tight --family abort).
@@ -300,8 +294,6 @@ def test_an_aborted_canary_on_a_full_pool_returns_its_accelerator():
     world.run_until(settled_on("v1", 2), limit=200, check=invariants.check)
 
 
-@pytest.mark.xfail(strict=True, reason="after lost status infers the new revision current, an "
-                   "old replica keeps the GPU its replacement waits for")
 def test_a_rollout_on_a_full_pool_that_loses_its_status_does_not_deadlock():
     """Campaign: --seed 20261122 --only 15 (rolling-1/0-replace-tight chaos).
 

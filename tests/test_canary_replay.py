@@ -16,6 +16,7 @@ import pytest
 from function import naming
 from tests import invariants
 from tests.fixtures import deployment
+from tests.test_rolling_replay import stable_on
 from tests.world import Fate, Step, World
 
 STEPS = [{"setWeight": 10}, {"pause": {"durationSeconds": 600}}, {"setWeight": 50},
@@ -69,14 +70,6 @@ def check_canary(world: World, step: Step) -> None:
 
 def progressing(step: Step):
     return next(c for c in step.response.conditions if c.type == "Progressing")
-
-
-def stable_on(world: World, revision: str, n: int) -> bool:
-    return (world.status.get("phase") == "Stable"
-            and world.status.get("currentRevision") == revision
-            and "deployingRevision" not in world.status
-            and world.replicas() == world.replicas(revision)
-            and len(world.replicas(revision)) == n)
 
 
 def bootstrapped(n: int = 4, steps: list[dict[str, Any]] | None = None, **kw: Any) -> World:

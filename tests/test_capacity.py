@@ -17,15 +17,8 @@ from crossplane.function.proto.v1 import run_function_pb2 as fnv1
 from function import naming
 from tests import invariants
 from tests.fixtures import blue_green, deployment, rolling
+from tests.test_rolling_replay import stable_on
 from tests.world import Fate, Step, World
-
-
-def stable_on(world: World, revision: str, n: int) -> bool:
-    return (world.status.get("phase") == "Stable"
-            and world.status.get("currentRevision") == revision
-            and "deployingRevision" not in world.status
-            and world.replicas() == world.replicas(revision)
-            and len(world.replicas(revision)) == n)
 
 
 def on_tight_pool(n: int, gpus: int, strategy: dict, **extra) -> World:

@@ -357,10 +357,9 @@ class World:
     # --- reading the world --------------------------------------------------------------
 
     def replicas(self, revision: str | None = None) -> list[str]:
-        keys = [k for k in self.composed if naming.parse_replica_key(k)]
-        if revision is not None:
-            keys = [k for k in keys if naming.parse_replica_key(k)[0] == revision]
-        return sorted(keys)
+        parsed = {k: naming.parse_replica_key(k) for k in self.composed}
+        return sorted(k for k, p in parsed.items()
+                      if p is not None and (revision is None or p[0] == revision))
 
     def run_until(self, predicate: Callable[[World], bool], *, dt: float = 10.0,
                   limit: int = 2000, check: Callable[[World, Step], None] | None = None) -> int:

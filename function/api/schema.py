@@ -52,31 +52,43 @@ def structural(node: dict[str, Any], definitions: dict[str, Any]) -> dict[str, A
     for key, value in node.items():
         if key == "title" or (key == "default" and not _meaningful_default(value, node)):
             continue
-        if key == "description":
-            out[key] = " ".join(str(value).split())
-        elif key == "properties":
-            out[key] = {name: structural(child, definitions) for name, child in value.items()}
-        elif key == "items":
-            out[key] = structural(value, definitions)
-        elif key == "x-kubernetes-validations":
-            order = ("rule", "message", "fieldPath")
-            out[key] = [{k: rule[k] for k in order if k in rule} for rule in value]
-        elif key == "anyOf":
-            out[key] = [{"type": member["type"]} for member in value]
-            for member in value:  # int-or-string: bounds and pattern apply to one type each
-                out.update({k: v for k, v in member.items() if k != "type"})
-        elif key == "additionalProperties":
-            if value is True:
-                out["x-kubernetes-preserve-unknown-fields"] = True
-        elif key == "exclusiveMinimum":
-            out["minimum"] = value
-            out["exclusiveMinimum"] = True
-        else:
-            out[key] = value
+        _put_structural(out, key, value, definitions)
     if out.get("type") == "integer" and out.get("minimum", 0) >= -INT32_MAX - 1 \
             and out.get("maximum", INT32_MAX + 1) <= INT32_MAX:
         out["format"] = "int32"
     return {key: out[key] for key in sorted(out, key=_key_rank)}
+
+
+def _put_structural(out: dict[str, Any], key: str, value: Any,
+                    definitions: dict[str, Any]) -> None:
+    """Add one JSON Schema keyword to `out` as a structural schema says it.
+
+    Descriptions on one line; properties and items made structural in turn;
+    anyOf (int-or-string) reduced to its types, with each member's bounds and
+    pattern lifted; `additionalProperties: true` as preserve-unknown-fields;
+    `exclusiveMinimum: 0` as `minimum: 0, exclusiveMinimum: true` (OpenAPI v3).
+    """
+    if key == "description":
+        out[key] = " ".join(str(value).split())
+    elif key == "properties":
+        out[key] = {name: structural(child, definitions) for name, child in value.items()}
+    elif key == "items":
+        out[key] = structural(value, definitions)
+    elif key == "x-kubernetes-validations":
+        order = ("rule", "message", "fieldPath")
+        out[key] = [{k: rule[k] for k in order if k in rule} for rule in value]
+    elif key == "anyOf":
+        out[key] = [{"type": member["type"]} for member in value]
+        for member in value:  # int-or-string: bounds and pattern apply to one type each
+            out.update({k: v for k, v in member.items() if k != "type"})
+    elif key == "additionalProperties":
+        if value is True:
+            out["x-kubernetes-preserve-unknown-fields"] = True
+    elif key == "exclusiveMinimum":
+        out["minimum"] = value
+        out["exclusiveMinimum"] = True
+    else:
+        out[key] = value
 
 
 def _resolved(node: dict[str, Any], definitions: dict[str, Any]) -> dict[str, Any]:

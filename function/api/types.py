@@ -51,13 +51,14 @@ def type_name(value: Any) -> str:
         return "a boolean"
     if isinstance(value, int | float):
         return f"the number {value!r}"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, Mapping):
-        return "an object"
-    if isinstance(value, Sequence):
-        return "a list"
+    for kind, name in _KIND_NAMES:  # in this order: a str is a Sequence too
+        if isinstance(value, kind):
+            return name
     return type(value).__name__
+
+
+_KIND_NAMES: tuple[tuple[type, str], ...] = (
+    (str, "a string"), (Mapping, "an object"), (Sequence, "a list"))
 
 
 # --- integers, numbers, booleans ------------------------------------------------------------
@@ -116,7 +117,10 @@ class Integer(GroupedMetadata):
 
 
 def Seconds(minimum: int = 0) -> Integer:
-    """Whole seconds, at most a year: use as `Annotated[int, Seconds()]`."""
+    """Whole seconds from `minimum` to a year (MAX_SECONDS, 366 days), as an int constraint.
+
+    Used as `Annotated[int, Seconds(1)]`: 1 to 31622400 seconds.
+    """
     return Integer(minimum, MAX_SECONDS)
 
 
@@ -347,41 +351,55 @@ def free_form(value: Any) -> dict[str, Any]:
     """
     if type(value) is not dict and not isinstance(value, Mapping):
         raise invalid(f"must be an object, not {type_name(value)}")
-    nodes = 0
+    return _FreeFormCopy().plain(value, None, 0)
 
-    def plain(node: Any, where: _Where, depth: int) -> Any:
-        nonlocal nodes
-        nodes += 1
-        if nodes > MAX_FREE_FORM_NODES:
+
+class _FreeFormCopy:
+    """One free_form copy, counting the values copied so far against MAX_FREE_FORM_NODES."""
+
+    def __init__(self) -> None:
+        self.nodes = 0
+
+    def plain(self, node: Any, where: _Where, depth: int) -> Any:
+        """node copied as plain values; `where` is its path below the field, for errors."""
+        self.nodes += 1
+        if self.nodes > MAX_FREE_FORM_NODES:
             raise invalid(f"has more than {MAX_FREE_FORM_NODES} values")
         if depth > MAX_FREE_FORM_DEPTH:
             raise invalid(f"is nested deeper than {MAX_FREE_FORM_DEPTH} levels", _render(where))
         kind = type(node)
         if kind is str or isinstance(node, str):
-            if len(node) > MAX_FREE_FORM_STRING:
-                raise invalid(f"is {len(node)} characters long; at most "
-                              f"{MAX_FREE_FORM_STRING} are allowed", _render(where))
-            return str(node)
+            return _free_form_string(node, where)
         if node is None or kind is bool or kind is int:
             return node
         if kind is float:
             return int(node) if node.is_integer() else node
         if kind is dict or isinstance(node, Mapping):
-            out = {}
-            for key, child in node.items():
-                if not isinstance(key, str) or len(key) > MAX_FREE_FORM_KEY:
-                    raise invalid(f"has a key that is not a string of at most "
-                                  f"{MAX_FREE_FORM_KEY} characters: {str(key)[:40]!r}",
-                                  _render(where))
-                out[key] = plain(child, (where, f".{key}"), depth + 1)
-            return out
+            return self.mapping(node, where, depth)
         if kind is list or isinstance(node, Sequence):
-            return [plain(v, (where, f"[{i}]"), depth + 1) for i, v in enumerate(node)]
+            return [self.plain(v, (where, f"[{i}]"), depth + 1) for i, v in enumerate(node)]
         if isinstance(node, int | float):  # bool, int and float subclasses
             return node
         raise invalid(f"holds a value of type {kind.__name__}", _render(where))
 
-    return plain(value, None, 0)  # type: ignore[no-any-return]
+    def mapping(self, node: Mapping[Any, Any], where: _Where, depth: int) -> dict[str, Any]:
+        """A mapping copied key by key; every key a string of at most MAX_FREE_FORM_KEY."""
+        out = {}
+        for key, child in node.items():
+            if not isinstance(key, str) or len(key) > MAX_FREE_FORM_KEY:
+                raise invalid(f"has a key that is not a string of at most "
+                              f"{MAX_FREE_FORM_KEY} characters: {str(key)[:40]!r}",
+                              _render(where))
+            out[key] = self.plain(child, (where, f".{key}"), depth + 1)
+        return out
+
+
+def _free_form_string(node: str, where: _Where) -> str:
+    """node as a str, when at most MAX_FREE_FORM_STRING characters long."""
+    if len(node) > MAX_FREE_FORM_STRING:
+        raise invalid(f"is {len(node)} characters long; at most "
+                      f"{MAX_FREE_FORM_STRING} are allowed", _render(where))
+    return str(node)
 
 
 # Where a value sits below a free-form field, built only when an error names it.

@@ -84,15 +84,26 @@ def describe(replicas: list[Replica], xr_name: str) -> str:
     return f"{count} replica{'' if count == 1 else 's'} unschedulable ({'; '.join(parts)})"
 
 
+def growing(rollout: Rollout) -> str | None:
+    """The revision that takes freed accelerators: the deploying one, else the current one.
+
+    After an abort, pre-emption or rollback the current revision grows back to
+    N while the abandoned revision's replicas still hold accelerators: under
+    Replace those are traded as a deploying revision's would be, so a full
+    pool never leaves the current revision waiting behind an orphan.
+    """
+    return rollout.state.deploying or rollout.state.current
+
+
 def replace_at(rollout: Rollout, strategy: Strategy) -> datetime | None:
-    """When Replace may first act: a replica of the deploying revision has waited
+    """When Replace may first act: a replica of the growing revision has waited
     capacityWaitSeconds. None when the policy is not Replace or none of them waits.
 
     capacityWaitSeconds 120, qwen-v2-0 Unschedulable since 10:00:00 and
     qwen-v2-1 since 10:01:00 -> 10:02:00.
     """
     policy = strategy.capacity_policy(rollout)
-    deploying = rollout.state.deploying
+    deploying = growing(rollout)
     if policy is None or policy[0] != REPLACE or deploying is None:
         return None
     waiting = unschedulable(rollout.replicas_of(deploying))
@@ -123,7 +134,7 @@ def headroom_to_trade(ledger: Ledger, rollout: Rollout, strategy: Strategy,
         return 0
     if any(planned.draining for planned in ledger.kept.values()):
         return 0
-    for replica in rollout.replicas_of(rollout.state.deploying):
+    for replica in rollout.replicas_of(growing(rollout)):
         lifecycle = replica.lifecycle
         if (lifecycle is not Lifecycle.UNSCHEDULABLE and lifecycle is not Lifecycle.FAILED
                 and not replica.serving and not replica.draining):
@@ -140,20 +151,42 @@ def note(rollout: Rollout, strategy: Strategy, ledger: Ledger, waiting: list[Rep
     revision waits, the note also says what the rollout does about it.
     """
     described = describe(waiting, rollout.xr_name)
-    deploying = rollout.state.deploying
+    deploying = growing(rollout)
     if not described or deploying is None or not any(r.revision == deploying for r in waiting):
         return f"; {described}" if described else ""
     policy = strategy.capacity_policy(rollout)
-    deadline = rollout.state.last_progress
-    rolls_back = ""
-    if deadline is not None:
-        deadline += timedelta(seconds=rollout.spec.progress_deadline_seconds)
-        rolls_back = f"; without progress it rolls back at {format_time(deadline)}"
     if policy is None:
         return (f"; {described}; waiting for capacity ({rollout.state.strategy} trades no "
-                f"serving replica for an accelerator){rolls_back}")
+                f"serving replica for an accelerator){_rolls_back(rollout)}")
     if policy[0] == WAIT:
-        return f"; {described}; waiting for capacity (onCapacityShortage Wait){rolls_back}"
+        return (f"; {described}; waiting for capacity (onCapacityShortage Wait)"
+                f"{_rolls_back(rollout)}")
+    return _replace_note(rollout, strategy, ledger, serving, described)
+
+
+def _rolls_back(rollout: Rollout) -> str:
+    """"; without progress it rolls back at <lastProgressTime + progressDeadlineSeconds>".
+
+    "" before any progress time is known. Example: last progress 10:00:00,
+    deadline 600 -> "; without progress it rolls back at 2026-11-22T10:10:00Z".
+    """
+    deadline = rollout.state.last_progress
+    if deadline is None:
+        return ""
+    deadline += timedelta(seconds=rollout.spec.progress_deadline_seconds)
+    return f"; without progress it rolls back at {format_time(deadline)}"
+
+
+def _replace_note(rollout: Rollout, strategy: Strategy, ledger: Ledger, serving: int,
+                  described: str) -> str:
+    """note's text under onCapacityShortage Replace: what is traded now, or what it waits for.
+
+    In order: a replica drains in this plan; one replica of headroom is already
+    traded (serving < N - unav); Replace acts only from replace_at on; no
+    earlier revision serves, so nothing can be traded; else the accelerator
+    freed last must serve before the next trade.
+    """
+    deploying = growing(rollout)
     traded = ledger.traded
     if traded is not None:
         name = naming.replica_name(rollout.xr_name, traded.revision, traded.index)
@@ -170,6 +203,6 @@ def note(rollout: Rollout, strategy: Strategy, ledger: Ledger, waiting: list[Rep
     if not any(r.serving for name, replicas in rollout.by_revision.items() if name != deploying
                for r in replicas):
         return (f"; {described}; waiting for capacity (no replica of an earlier revision "
-                f"serves, so none can be traded){rolls_back}")
+                f"serves, so none can be traded){_rolls_back(rollout)}")
     return (f"; {described}; onCapacityShortage Replace: waiting for the accelerator being "
             f"freed to serve before trading another")

@@ -111,7 +111,7 @@ def plan_replicas(ledger: Ledger, rollout: Rollout, strategy: Strategy) -> None:
     limit, counting every replica that holds an accelerator (not Unschedulable
     ones).
     """
-    spec, state, n = rollout.spec, rollout.state, rollout.n
+    spec, state = rollout.spec, rollout.state
     wanted = strategy.targets(rollout)
 
     new_serving = 0
@@ -124,9 +124,26 @@ def plan_replicas(ledger: Ledger, rollout: Rollout, strategy: Strategy) -> None:
         if strategy.on_main_route(state, name):  # green carries no main traffic yet
             new_serving += serving
         gated.extend(evicted)
+    gated.extend(_retire_unwanted(ledger, rollout, strategy, wanted))
+    _drain_gated(ledger, rollout, strategy, gated, new_serving)
+    expire_drains(ledger)
+    _create_wanted(ledger, rollout, strategy, wanted, live)
 
+
+def _retire_unwanted(ledger: Ledger, rollout: Rollout, strategy: Strategy,
+                     wanted: dict[str, int]) -> list[Replica]:
+    """Retire the replicas of revisions the strategy does not want; return those held.
+
+    Held (left to the availability rule): Serving ones the observed main route
+    carries, under a strategy that holds old capacity, of any revision but the
+    one that just failed. Every other one retires now (Ledger.retire): a drain
+    lasts scaleDownDelaySeconds for blue (the current revision a promotion
+    retired in this call), drainSeconds for the rest.
+    """
+    spec, state = rollout.spec, rollout.state
     holds = strategy.holds_old_capacity
     carried = rollout.carried
+    gated: list[Replica] = []
     for name, replicas in rollout.by_revision.items():
         if name in wanted:
             continue
@@ -138,18 +155,33 @@ def plan_replicas(ledger: Ledger, rollout: Rollout, strategy: Strategy) -> None:
                 ledger.retire(replica, delay)
             else:
                 gated.append(replica)
+    return gated
+
+
+def _drain_gated(ledger: Ledger, rollout: Rollout, strategy: Strategy, gated: list[Replica],
+                 new_serving: int) -> None:
+    """Drain the held replicas the availability rule allows, plus one traded under a
+    capacity shortage; keep the rest.
+
+    allowed = serving_to_drain(held, new_serving). Held replicas of other
+    revisions go before the current revision's, each by removal priority.
+    Example: 3 held, allowed 1, one traded -> the first two drain (the second
+    is ledger.traded), the third is kept.
+    """
+    spec = rollout.spec
     allowed = arithmetic.serving_to_drain(serving_old=len(gated), serving_new=new_serving,
-                                          replicas=n, unavailable=rollout.unavailable)
+                                          replicas=rollout.n, unavailable=rollout.unavailable)
     # Under a capacity shortage, one more may go to free its accelerator: an old
     # replica that serves or, when none is left beyond its target, one that a
     # revision shrinking gradually keeps (the canary's current revision at s(w)).
+    growing = capacity.growing(rollout)  # never trades its own replicas
     spare = sorted((p.replica for p in ledger.kept.values()
                     if p.replica is not None and p.draining_since is None and p.replica.serving
-                    and strategy.drains_gradually(rollout, p.revision)),
+                    and p.revision != growing and strategy.drains_gradually(rollout, p.revision)),
                    key=Replica.removal_rank)
     traded = capacity.headroom_to_trade(ledger, rollout, strategy, len(gated) + len(spare),
                                         new_serving - len(spare))
-    current = state.current
+    current = rollout.state.current
     gated.sort(key=lambda r: (r.revision == current, r.removal_rank()))
     for position, replica in enumerate(gated):
         if position < allowed + traded:
@@ -162,8 +194,14 @@ def plan_replicas(ledger: Ledger, rollout: Rollout, strategy: Strategy) -> None:
         ledger.drain(spare[0], spec.drain_seconds)
         ledger.traded = spare[0]
 
-    expire_drains(ledger)
 
+def _create_wanted(ledger: Ledger, rollout: Rollout, strategy: Strategy, wanted: dict[str, int],
+                   live: dict[str, int]) -> None:
+    """Create the replicas each wanted revision lacks, within the strategy's capacity limit.
+
+    The total counts every kept replica that holds an accelerator and grows
+    with each creation, so revisions earlier in `wanted` are served first.
+    """
     # Unschedulable replicas hold no accelerator: not part of the total maxSurge bounds.
     unschedulable = Lifecycle.UNSCHEDULABLE
     total = sum(1 for p in ledger.kept.values()
@@ -205,29 +243,7 @@ def keep_wanted(ledger: Ledger, spec: Spec, replicas: list[Replica], wanted: int
     replicas that still Serve but should go: evicted ones, and with `gradually`
     the extras too. Those leave only as the availability rule allows.
     """
-    # Members compared by identity, read once: Health.value and Lifecycle.FAILED
-    # are each slower to read in Python 3.11 than the rest of a replica's test.
-    cleanup = tuple(h for h in Health if h.value in spec.health_policy.cleanup_target_statuses)
-    failed = Lifecycle.FAILED
-    alive: list[Replica] = []
-    reclaimable: list[Replica] = []
-    evicted_serving: list[Replica] = []
-    for replica in replicas:
-        if replica.lifecycle is failed:
-            continue
-        evicted = replica.running and replica.health in cleanup
-        if evicted and replica.serving:
-            evicted_serving.append(replica)
-        elif evicted:
-            ledger.retire(replica, spec.drain_seconds)
-        elif replica.draining:
-            if replica.running:
-                reclaimable.append(replica)
-            else:
-                continue
-        else:
-            alive.append(replica)
-
+    alive, reclaimable, evicted_serving = _sort_out(ledger, spec, replicas)
     alive.sort(key=Replica.removal_rank)
     extra = len(alive) - wanted
     for replica in alive[:max(0, extra)]:
@@ -249,6 +265,37 @@ def keep_wanted(ledger: Ledger, spec: Spec, replicas: list[Replica], wanted: int
     # Reclaimed replicas were Draining when classified, so none of them Serves yet.
     serving = sum(1 for replica in alive if replica.serving)
     return len(alive) + len(reclaimed), serving, evicted_serving
+
+
+def _sort_out(ledger: Ledger, spec: Spec,
+              replicas: list[Replica]) -> tuple[list[Replica], list[Replica], list[Replica]]:
+    """A wanted revision's replicas as (alive, reclaimable, evicted and Serving).
+
+    Failed replicas are left out (dropped), and so are Draining ones that stopped
+    running; health-evicted ones that do not Serve retire at once. Evicted: Running
+    with a health in healthPolicy.cleanupTargetStatuses.
+    """
+    # Members compared by identity, read once: Health.value and Lifecycle.FAILED
+    # are each slower to read in Python 3.11 than the rest of a replica's test.
+    cleanup = tuple(h for h in Health if h.value in spec.health_policy.cleanup_target_statuses)
+    failed = Lifecycle.FAILED
+    alive: list[Replica] = []
+    reclaimable: list[Replica] = []
+    evicted_serving: list[Replica] = []
+    for replica in replicas:
+        if replica.lifecycle is failed:
+            continue
+        evicted = replica.running and replica.health in cleanup
+        if evicted and replica.serving:
+            evicted_serving.append(replica)
+        elif evicted:
+            ledger.retire(replica, spec.drain_seconds)
+        elif replica.draining:
+            if replica.running:
+                reclaimable.append(replica)
+        else:
+            alive.append(replica)
+    return alive, reclaimable, evicted_serving
 
 
 def expire_drains(ledger: Ledger) -> None:

@@ -95,6 +95,12 @@ def track_progress(state: RevisionState, prior: PriorStatus, d_replicas: list[Re
 
 def rollout_failure(spec: Spec, state: RevisionState, d_replicas: list[Replica],
                     now: datetime) -> str | None:
+    """Why the deploying revision rolls back now, or None (docs/rollout.md#rollback).
+
+    RevisionFailed when every replica of it that exists has Failed (at least one);
+    ProgressDeadlineExceeded once progressDeadlineSeconds have passed since the
+    last progress: deadline 600 s, last progress 10:00:00 -> from 10:10:00 on.
+    """
     if d_replicas and all(r.lifecycle is Lifecycle.FAILED for r in d_replicas):
         return REASON_REVISION_FAILED
     assert state.last_progress is not None
@@ -133,6 +139,10 @@ def first_deploy_still_failing(prior: PriorStatus, state: RevisionState,
 
 def failure_message(state: RevisionState, reason: str, d_replicas: list[Replica],
                     xr_name: str) -> str:
+    """The rollback Warning's text: for RevisionFailed, what the lowest-indexed failed
+    replica says; for a deadline, since when nothing progressed and which replicas
+    wait for an accelerator.
+    """
     if reason == REASON_REVISION_FAILED:
         cause = failure_cause(d_replicas, xr_name)
         return f"Every replica of revision {state.deploying!r} failed{cause}"
@@ -152,6 +162,9 @@ def failure_cause(replicas: list[Replica], xr_name: str) -> str:
 
 
 def roll_back(state: RevisionState, reason: str, message: str, events: list[Event]) -> None:
+    """Roll the deploying revision back: it becomes the failed one and is cleared, and
+    one Warning says it is not retried until activeRevision changes.
+    """
     events.append(Event(Severity.WARNING,
         f"{message}; rolled back to {state.current!r}. "
         f"{state.deploying!r} will not be retried until activeRevision changes."))
@@ -161,6 +174,9 @@ def roll_back(state: RevisionState, reason: str, message: str, events: list[Even
 
 
 def promote(state: RevisionState, events: list[Event], why: str) -> None:
+    """Promote the deploying revision: it becomes current, the current one retires
+    (blue, under BlueGreen), and one Normal event says why.
+    """
     events.append(Event(Severity.NORMAL,
         f"Promoted revision {state.deploying!r} ({why}); {state.current!r} scales down"))
     state.retired_current = state.current

@@ -167,6 +167,10 @@ class Tally:
 
 
 def decide_phase(state: RevisionState, awaiting: bool) -> str:
+    """status.phase: Failed on a rollback or a failing first deploy; AwaitingPromotion
+    or Progressing while a revision deploys; Failed while activeRevision still
+    names the failed revision; else Stable.
+    """
     if state.rolled_back or state.failing_first_deploy:
         return PHASE_FAILED
     if state.deploying is not None:
@@ -187,7 +191,36 @@ def progressing_condition(rollout: Rollout, strategy: Strategy, phase: str,
     accelerator (capacity.note); a rollback names those of the failed revision,
     and a rollback by the analysis gate the figures that failed.
     """
-    spec, prior, state, events = rollout.spec, rollout.prior, rollout.state, rollout.events
+    stopped = _failed_condition(rollout, phase)
+    if stopped is not None:
+        return stopped
+    state, prior = rollout.state, rollout.prior
+    if phase == PHASE_AWAITING_PROMOTION:
+        reason, message = strategy.progress(rollout, awaiting=True)
+        return ConditionOut("Progressing", True, reason,
+                            message + _ignored_promote(rollout) + shortage)
+    if phase == PHASE_PROGRESSING:
+        reason, message = strategy.progress(rollout, awaiting=False)
+        return ConditionOut("Progressing", True, reason, message + shortage)
+    if state.aborted:
+        return ConditionOut("Progressing", False, REASON_ABORTED,
+                            f"rollout aborted; serving {state.current!r}")
+    carried = prior.progressing
+    if (not (state.completed or state.promoted) and carried and carried.status == "False"
+            and carried.reason in STICKY_FALSE_REASONS):
+        return ConditionOut("Progressing", False, carried.reason, carried.message or "")
+    return ConditionOut("Progressing", True, REASON_COMPLETE,
+                        f"revision {state.current!r} is rolled out{shortage}")
+
+
+def _failed_condition(rollout: Rollout, phase: str) -> ConditionOut | None:
+    """Progressing=False for a rollback, a failing first deploy or phase Failed; else None.
+
+    A rollback names the failed revision's unschedulable replicas and, after a
+    Fail of the analysis gate, the figures that failed. While phase is Failed
+    the reason that stopped the rollout stays (RevisionFailed when it is lost).
+    """
+    prior, state = rollout.prior, rollout.state
     if state.rolled_back:
         waited = capacity.describe(capacity.unschedulable(rollout.replicas_of(state.failed)),
                                    rollout.xr_name)
@@ -206,32 +239,31 @@ def progressing_condition(rollout: Rollout, strategy: Strategy, phase: str,
         return ConditionOut("Progressing", False, reason,
                             f"revision {state.failed!r} failed to roll out; staying on "
                             f"{state.current!r} until activeRevision changes")
-    if phase == PHASE_AWAITING_PROMOTION:
-        reason, message = strategy.progress(rollout, awaiting=True)
-        if spec.promote is not None and spec.promote != state.deploying:
-            note = (f"spec.promote names {spec.promote!r}, not the deploying revision "
-                    f"{state.deploying!r}; it is ignored")
-            message = f"{message}; {note}"
-            previous = prior.progressing.message if prior.progressing else None
-            if not previous or note not in previous:
-                events.append(Event(Severity.WARNING, note))
-        return ConditionOut("Progressing", True, reason, message + shortage)
-    if phase == PHASE_PROGRESSING:
-        reason, message = strategy.progress(rollout, awaiting=False)
-        return ConditionOut("Progressing", True, reason, message + shortage)
-    if state.aborted:
-        return ConditionOut("Progressing", False, REASON_ABORTED,
-                            f"rollout aborted; serving {state.current!r}")
-    if not (state.completed or state.promoted):
-        carried = prior.progressing
-        if carried and carried.status == "False" and carried.reason in STICKY_FALSE_REASONS:
-            return ConditionOut("Progressing", False, carried.reason, carried.message or "")
-    return ConditionOut("Progressing", True, REASON_COMPLETE,
-                        f"revision {state.current!r} is rolled out{shortage}")
+    return None
+
+
+def _ignored_promote(rollout: Rollout) -> str:
+    """"; <note>" when spec.promote names another revision than D, else "".
+
+    The note is also a Warning, once: not again while the previous Progressing
+    message already carries it.
+    """
+    spec, state, prior = rollout.spec, rollout.state, rollout.prior
+    if spec.promote is None or spec.promote == state.deploying:
+        return ""
+    note = (f"spec.promote names {spec.promote!r}, not the deploying revision "
+            f"{state.deploying!r}; it is ignored")
+    previous = prior.progressing.message if prior.progressing else None
+    if not previous or note not in previous:
+        rollout.events.append(Event(Severity.WARNING, note))
+    return f"; {note}"
 
 
 def routed_condition(spec: Spec, main: list[Backend],
                      planned: list[PlannedReplica]) -> ConditionOut:
+    """The Routed condition: True when the main route has a backendRef; when False, why
+    (no spec.route, or what the planned replicas are doing: `1 creating, 2 provisioning`).
+    """
     if spec.route is None:
         return ConditionOut("Routed", False, "RouteNotConfigured",
                             "spec.route is not set; no HTTPRoute is composed")

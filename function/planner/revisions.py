@@ -25,6 +25,8 @@ from function.spec import (
     parse_health_check,
 )
 
+MAX_PORT = 65535  # the largest TCP port, as the API's Port type bounds it
+
 
 def revision_infos(spec: Spec, observed: Observed) -> dict[str, RevisionInfo]:
     """Every revision the call deals with: the listed ones, then those only observed."""
@@ -49,7 +51,7 @@ def unlisted_revision(name: str, raw_spec: object) -> RevisionInfo:
     port = DEFAULT_PORT
     raw_port = get(get(raw_spec, "engine"), "port")
     if (isinstance(raw_port, int | float) and not isinstance(raw_port, bool)
-            and float(raw_port).is_integer() and 1 <= raw_port <= 65535):
+            and float(raw_port).is_integer() and 1 <= raw_port <= MAX_PORT):
         port = int(raw_port)
     health_check = None
     raw_check = get(raw_spec, "healthCheck")
@@ -127,20 +129,25 @@ def decide_revisions(
                 "observed replicas (the revision with the most available replicas)"))
     if state.failed is not None and state.failed != target:
         state.failed = None
+    _transition(state, spec, now, events)
+    return state
 
-    def start(reason: str) -> None:
-        state.deploying = target
-        state.strategy = spec.strategy.type
-        state.rollout_start = state.last_progress = now
-        state.started = True
-        events.append(Event(Severity.NORMAL, reason))
 
+def _transition(state: RevisionState, spec: Spec, now: datetime, events: list[Event]) -> None:
+    """Move the registers toward the target T = spec.activeRevision, once C is settled.
+
+    No C: T deploys as a first deploy (pre-empting another one). T = C: abort any
+    D. T = F: stay on C, dropping a D that is not T. Else T starts, pre-empting D.
+    docs/rollout.md#revisions, rules 1 and 4 to 6.
+    """
+    target = spec.active_revision
     if state.current is None:
         if state.deploying is None:
-            start(f"Deploying revision {target!r} ({spec.replicas} replicas)")
+            _start(state, spec, now, events,
+                   f"Deploying revision {target!r} ({spec.replicas} replicas)")
         elif state.deploying != target:
-            previous = state.deploying
-            start(f"Revision {target!r} pre-empts the deployment of {previous!r}")
+            _start(state, spec, now, events,
+                   f"Revision {target!r} pre-empts the deployment of {state.deploying!r}")
     elif target == state.current:
         if state.deploying is not None:
             events.append(Event(Severity.NORMAL,
@@ -152,15 +159,27 @@ def decide_revisions(
         if state.deploying is not None and state.deploying != target:
             state.deploying = None
             state.aborted = True
+    elif state.deploying is None:
+        _start(state, spec, now, events,
+               f"Rolling out revision {target!r} to replace {state.current!r} "
+               f"({spec.strategy.type})")
     elif state.deploying != target:
-        if state.deploying is None:
-            start(f"Rolling out revision {target!r} to replace {state.current!r} "
-                  f"({spec.strategy.type})")
-        else:
-            previous = state.deploying
-            start(f"Revision {target!r} pre-empts the rollout of {previous!r}; "
-                  f"{previous!r} is retired")
-    return state
+        previous = state.deploying
+        _start(state, spec, now, events,
+               f"Revision {target!r} pre-empts the rollout of {previous!r}; "
+               f"{previous!r} is retired")
+
+
+def _start(state: RevisionState, spec: Spec, now: datetime, events: list[Event],
+           reason: str) -> None:
+    """Start rolling out T with this call's strategy: D = T, rolloutStartTime =
+    lastProgressTime = now, and one Normal event saying `reason`.
+    """
+    state.deploying = spec.active_revision
+    state.strategy = spec.strategy.type
+    state.rollout_start = state.last_progress = now
+    state.started = True
+    events.append(Event(Severity.NORMAL, reason))
 
 
 def report_in_place_edits(replicas: list[Replica], infos: dict[str, RevisionInfo],

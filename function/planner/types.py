@@ -39,18 +39,24 @@ DEFAULT_TTL_SECONDS = 60
 
 
 class Severity(enum.Enum):
+    """A Kubernetes event's type: Normal, or Warning for what a user should look at."""
+
     NORMAL = "Normal"
     WARNING = "Warning"
 
 
 @dataclass(frozen=True)
 class Event:
+    """One result the response carries: an event on the XR, emitted on transitions only."""
+
     severity: Severity
     message: str
 
 
 @dataclass(frozen=True)
 class ConditionOut:
+    """A condition the function sets on the XR: Available, Progressing or Routed."""
+
     type: str
     status: bool
     reason: str
@@ -70,6 +76,15 @@ class RevisionInfo:
 
 @dataclass(slots=True)
 class PlannedReplica:
+    """A replica this call keeps or creates, with its drain and routing decided.
+
+    replica is what was observed of it (None when this call creates it).
+    desired_since is when it was first desired: the start of its warm-up budget
+    until Crossplane reports a creation time. draining_since and drain_seconds are
+    set once it is chosen for removal while Running (docs/rollout.md#draining).
+    main_routed and preview_routed: its endpoint is a backend of that route.
+    """
+
     key: str
     name: str
     revision: str
@@ -83,19 +98,26 @@ class PlannedReplica:
 
     @property
     def draining(self) -> bool:
+        """Whether it drains: out of every route, waiting for its drain to end."""
         return self.draining_since is not None
 
     @property
     def observed_ready(self) -> bool:
+        """Whether it was observed Ready=True (False for a replica this call creates)."""
         return self.replica is not None and self.replica.observed_ready
 
     @property
     def has_endpoint(self) -> bool:
+        """Whether it gets an endpoint: exactly while observed Ready (docs/rollout.md#routes)."""
         return self.observed_ready
 
 
 @dataclass(slots=True)  # one per routed replica: slotted for a cheap __init__
 class Backend:
+    """One backendRef of a route: an endpoint's published backendName, the engine port,
+    and an integer weight (1 each, or the canary's weights, docs/rollout.md#canary).
+    """
+
     name: str
     port: int
     weight: int
@@ -113,6 +135,10 @@ class HeaderRule:
 
 @dataclass(frozen=True)
 class RevisionRow:
+    """One row of status.revisions: a revision's replicas, how many are Available, and
+    its share of the main route's weight in percent (0 to 100).
+    """
+
     name: str
     replicas: int
     available: int
@@ -121,6 +147,12 @@ class RevisionRow:
 
 @dataclass(frozen=True)
 class ReplicaCounts:
+    """status.replicas, counts across every revision.
+
+    desired is N; ready counts observed Ready replicas, available the Available
+    ones, updated those of the target revision that are not draining.
+    """
+
     desired: int
     total: int  # replicas that hold an accelerator: every planned one but Unschedulable ones
     ready: int
@@ -141,6 +173,15 @@ class AnalysisRecord:
 
 @dataclass
 class Plan:
+    """Everything one call decided, as function/compose.py and function/writer.py write it.
+
+    replicas in the order they are written; main_backends and preview_backends
+    None when that route is not composed; phase, conditions and events as
+    docs/rollout.md#status-and-conditions describes them; ttl_seconds: the
+    response's TTL, the seconds until the next timer fires rounded up, within
+    1..DEFAULT_TTL_SECONDS (0.2 s to go -> 1; 75 s or no timer -> 60).
+    """
+
     replicas: list[PlannedReplica]
     revisions: dict[str, RevisionInfo]
     main_backends: list[Backend] | None  # None: no route is composed
@@ -208,13 +249,20 @@ class Rollout:
 
     @property
     def n(self) -> int:
+        """N: spec.replicas."""
         return self.spec.replicas
 
     def replicas_of(self, revision: str | None) -> list[Replica]:
+        """The observed replicas of `revision`; [] for None or a revision with none."""
         return self.by_revision.get(revision or "", [])
 
 
 def group_by_revision(replicas: list[Replica]) -> dict[str, list[Replica]]:
+    """The replicas by revision name, each list in the order given.
+
+    [v1-0, v2-0, v1-1] -> {"v1": [v1-0, v1-1], "v2": [v2-0]}; a revision with no
+    replica is absent (Rollout.replicas_of reads it as []).
+    """
     by_revision: dict[str, list[Replica]] = defaultdict(list)
     for replica in replicas:
         by_revision[replica.revision].append(replica)

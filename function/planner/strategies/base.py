@@ -111,22 +111,28 @@ class Defaults:
     """The answers most strategies share: no gate, no SLO gate, no header rule, weight 1 each."""
 
     def at_gate(self, rollout: Rollout, deploying: list[Replica]) -> bool:
+        """Never at a gate: the rollout moves on without approval."""
         return False
 
     def pass_gate(self, rollout: Rollout, deploying: list[Replica]) -> Gate:
+        """Nothing to wait for: not awaiting, no timers."""
         return Gate()
 
     def analysis_on(self, rollout: Rollout, deploying: list[Replica]) -> bool:
-        return False  # no gate for the SLO gate to hold
+        """No gate for the SLO gate to hold."""
+        return False
 
     def drains_gradually(self, rollout: Rollout, revision: str) -> bool:
-        return False  # a wanted revision's extras retire at once (a scale-in)
+        """A wanted revision's Serving replicas beyond its target retire at once (a scale-in)."""
+        return False
 
     def weigh(self, rollout: Rollout, main: list[Backend]) -> None:
-        pass  # weight 1 each: traffic follows serving capacity
+        """Weights stay 1 each: traffic follows serving capacity."""
 
     def header_rule(self, rollout: Rollout) -> HeaderRule | None:
+        """No header rule."""
         return None
 
     def status(self, rollout: Rollout) -> dict[str, Any]:
+        """No status fields of the strategy's own."""
         return {}

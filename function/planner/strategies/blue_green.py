@@ -32,6 +32,8 @@ from function.spec import BLUE_GREEN, Spec
 
 
 class BlueGreen(Defaults):
+    """The BlueGreen strategy (docs/rollout.md#bluegreen); its methods are Strategy's."""
+
     name = BLUE_GREEN
     holds_old_capacity = False  # blue keeps N; anything else was never on the main route
 

@@ -263,7 +263,11 @@ class CanaryStrategy(Defaults):
         return {state.current: current, state.deploying: canary}
 
     def drains_gradually(self, rollout: Rollout, revision: str) -> bool:
-        return rollout.progress is not None and revision == rollout.state.current
+        # Both sides shed replicas only as the availability rule allows: the
+        # current revision as the canary grows, the canary when its weight goes
+        # down (steps restarted after lost status, or edited, or N scaled in).
+        state = rollout.state
+        return rollout.progress is not None and revision in (state.current, state.deploying)
 
     def capacity_limit(self, rollout: Rollout, revision: str) -> int | None:
         return rollout.n + rollout.surge

@@ -38,7 +38,7 @@ class RollingUpdate(Defaults):
         return rolling.on_capacity_shortage, rolling.capacity_wait_seconds
 
     def on_main_route(self, state: RevisionState, revision: str) -> bool:
-        return revision == state.current or revision == state.deploying
+        return revision in (state.current, state.deploying)
 
     def done(self, rollout: Rollout, ledger: Ledger) -> bool:
         return fully_rolled_out(ledger, rollout.state.deploying, rollout.n)
