@@ -765,7 +765,13 @@ class SimChecker:
         target = spec.active_revision
         progressing = next(c for c in step.response.conditions if c.type == "Progressing")
         available = next(c for c in step.response.conditions if c.type == "Available")
-        if phase == "Stable" and not deploying and current == target \
+        # A replica waiting for an accelerator (or just created, so perhaps about to)
+        # is still to be served: under Replace an old replica is traded for it after
+        # capacityWaitSeconds (README), so Stable with one is not yet at rest.
+        waiting = any(invariants.unschedulable(body) for key, body in step.observed.items()
+                      if naming.parse_replica_key(key)) or any(
+            naming.parse_replica_key(key) and key not in step.observed for key in step.desired)
+        if phase == "Stable" and not deploying and current == target and not waiting \
                 and available.status == fnv1.STATUS_CONDITION_TRUE:
             return "stable"
         if phase == "Failed" and not deploying and current and failed == target:
