@@ -765,7 +765,16 @@ class SimChecker:
         target = spec.active_revision
         progressing = next(c for c in step.response.conditions if c.type == "Progressing")
         available = next(c for c in step.response.conditions if c.type == "Available")
-        if phase == "Stable" and not deploying and current == target \
+        # At rest, the current revision has its N replicas, all observed, none waiting
+        # for an accelerator: a replica still to come may need an old one drained or,
+        # under Replace, traded for its accelerator (README), which moves Available.
+        whole = sum(1 for key, body in step.desired.items()
+                    if (naming.parse_replica_key(key) or ("",))[0] == current
+                    and naming.ANNOTATION_DRAINING_SINCE not in
+                    (body.get("metadata", {}).get("annotations", {}) or {})
+                    and key in step.observed
+                    and not invariants.unschedulable(step.observed[key])) == spec.replicas
+        if phase == "Stable" and not deploying and current == target and whole \
                 and available.status == fnv1.STATUS_CONDITION_TRUE:
             return "stable"
         if phase == "Failed" and not deploying and current and failed == target:
