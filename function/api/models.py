@@ -326,7 +326,8 @@ class Strategy(ApiModel):
     """How a new revision replaces the current one."""
 
     model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
-        {"rule": "self.type != 'Canary' || has(self.canary)",
+        # has(): the API server also checks the rules against the default, {}.
+        {"rule": "!has(self.type) || self.type != 'Canary' || has(self.canary)",
          "message": "strategy.type Canary needs strategy.canary.steps",
          "fieldPath": ".canary"},
         {"rule": "!has(self.canary) || has(self.analysis)"
