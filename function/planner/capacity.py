@@ -112,6 +112,12 @@ def replace_at(rollout: Rollout, strategy: Strategy) -> datetime | None:
     return min(unschedulable_since(r) for r in waiting) + timedelta(seconds=policy[1])
 
 
+def replace_due(rollout: Rollout, strategy: Strategy) -> bool:
+    """Whether Replace may act on this call: replace_at has come."""
+    acts_at = replace_at(rollout, strategy)
+    return acts_at is not None and rollout.now >= acts_at
+
+
 def timers(rollout: Rollout, strategy: Strategy) -> tuple[datetime, ...]:
     """The moment Replace may act, while it is still to come."""
     acts_at = replace_at(rollout, strategy)
@@ -129,8 +135,7 @@ def headroom_to_trade(ledger: Ledger, rollout: Rollout, strategy: Strategy,
     drains nothing this call; serving_to_trade keeps Serving at or above
     N - unav - 1.
     """
-    acts_at = replace_at(rollout, strategy)
-    if acts_at is None or rollout.now < acts_at:
+    if not replace_due(rollout, strategy):
         return 0
     if any(planned.draining for planned in ledger.kept.values()):
         return 0

@@ -174,13 +174,18 @@ def _drain_gated(ledger: Ledger, rollout: Rollout, strategy: Strategy, gated: li
     # Under a capacity shortage, one more may go to free its accelerator: an old
     # replica that serves or, when none is left beyond its target, one that a
     # revision shrinking gradually keeps (the canary's current revision at s(w)).
-    growing = capacity.growing(rollout)  # never trades its own replicas
-    spare = sorted((p.replica for p in ledger.kept.values()
-                    if p.replica is not None and p.draining_since is None and p.replica.serving
-                    and p.revision != growing and strategy.drains_gradually(rollout, p.revision)),
-                   key=Replica.removal_rank)
-    traded = capacity.headroom_to_trade(ledger, rollout, strategy, len(gated) + len(spare),
-                                        new_serving - len(spare))
+    # Looked for only when Replace may act now: most calls skip the pass over kept replicas.
+    spare: list[Replica] = []
+    traded = 0
+    if capacity.replace_due(rollout, strategy):
+        growing = capacity.growing(rollout)  # never trades its own replicas
+        spare = sorted((p.replica for p in ledger.kept.values()
+                        if p.replica is not None and p.draining_since is None
+                        and p.replica.serving and p.revision != growing
+                        and strategy.drains_gradually(rollout, p.revision)),
+                       key=Replica.removal_rank)
+        traded = capacity.headroom_to_trade(ledger, rollout, strategy, len(gated) + len(spare),
+                                            new_serving - len(spare))
     current = rollout.state.current
     gated.sort(key=lambda r: (r.revision == current, r.removal_rank()))
     for position, replica in enumerate(gated):

@@ -76,6 +76,8 @@ class CanaryProgress:
     weight: int
     routed: int = 0
     header_backends: list[Backend] = field(default_factory=list)
+    # (step, targets): replica_targets of this call, asked by several steps of the plan.
+    targets_at: tuple[int, tuple[int, int]] | None = None
 
     @property
     def promoting(self) -> bool:
@@ -233,6 +235,13 @@ class CanaryStrategy(Defaults):
         revision yields: its target is N + surge - c(w), so the canary can start
         once a current replica drains within maxUnavailable.
         """
+        if progress.targets_at is not None and progress.targets_at[0] == progress.step:
+            return progress.targets_at[1]
+        targets = self._replica_targets(rollout, progress)
+        progress.targets_at = (progress.step, targets)
+        return targets
+
+    def _replica_targets(self, rollout: Rollout, progress: CanaryProgress) -> tuple[int, int]:
         n = rollout.n
         if progress.promoting:
             return n, 0
