@@ -241,3 +241,25 @@ class Classifier:
             return True
         changes.append(min_ready_end)
         return False
+
+
+# --- a revision's replicas, counted -------------------------------------------------------
+
+
+def serving_count(replicas: list[Replica]) -> int:
+    """How many of the replicas are Serving (docs/rollout.md#replica-states)."""
+    return sum(1 for r in replicas if r.serving)
+
+
+def serves_in_full(replicas: list[Replica], n: int) -> bool:
+    """Whether a revision's replicas serve N: its BlueGreen gate, and the end of a rollout
+    that no deadline may roll back any more (3 of them serving, N = 3 -> True).
+    """
+    return serving_count(replicas) >= n
+
+
+def all_failed(replicas: list[Replica]) -> bool:
+    """Every replica of the revision that exists is Failed, and there is at least one
+    (docs/rollout.md#rollback): [] -> False; [Failed, Provisioning] -> False.
+    """
+    return bool(replicas) and all(r.lifecycle is _FAILED for r in replicas)

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from function import naming
-from function.rollout import surge_and_unavailable
+from function.planner import strategies
 from function.spec import BLUE_GREEN, CANARY, REPLACE, Spec, parse_spec
 from tests.world import Step, World
 
@@ -101,7 +101,8 @@ def check(world: World, step: Step) -> None:
         return
     spec = spec_of(world.spec)
     n = spec.replicas
-    surge, unavailable = surge_and_unavailable(spec.strategy, n)
+    limits = strategies.limits(spec)
+    surge, unavailable = limits.surge, limits.unavailable
     waiting = {k for k, body in step.observed.items() if unschedulable(body)}
     by_backend = _endpoint_by_backend(step.observed)
     messages = [r.message for r in step.response.results]

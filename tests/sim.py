@@ -47,7 +47,7 @@ from typing import Any
 from crossplane.function.proto.v1 import run_function_pb2 as fnv1
 
 from function import naming
-from function.rollout import surge_and_unavailable
+from function.planner import strategies
 from function.spec import SET_WEIGHT
 from tests import fixtures
 from tests.grpc_harness import Client, RealServer, WallClockCaller
@@ -833,8 +833,8 @@ class Scenario:
             return (weights + max(n, 1)) * self.wave + self.awaiting + 2 * self.dt_max
         if self.canary:
             # Each setWeight step is a wave, the promotion as many as RollingUpdate's.
-            surge, unavailable = surge_and_unavailable(strategy, n)
-            per_wave = max(1, min(n, max(surge, unavailable))) if n else 1
+            limits = strategies.limits(spec_of(self.world.spec))
+            per_wave = max(1, min(n, max(limits.surge, limits.unavailable))) if n else 1
             assert strategy.canary is not None  # a canary scenario has its steps
             weights = sum(1 for step in strategy.canary.steps if step.kind == SET_WEIGHT)
             return ((weights + math.ceil(max(n, 1) / per_wave)) * self.wave + self.awaiting
@@ -842,8 +842,8 @@ class Scenario:
         if self.blue_green:
             return (self.warmup_max + self.backend_lag_max + self.min_ready + self.awaiting
                     + 5 * self.dt_max)
-        surge, unavailable = surge_and_unavailable(strategy, n)
-        per_wave = max(1, min(n, max(surge, unavailable))) if n else 1
+        limits = strategies.limits(spec_of(self.world.spec))
+        per_wave = max(1, min(n, max(limits.surge, limits.unavailable))) if n else 1
         waves = math.ceil(n / per_wave) if n else 1
         return waves * self.wave + 2 * self.dt_max
 

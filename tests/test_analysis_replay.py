@@ -14,7 +14,10 @@ from crossplane.function.proto.v1 import run_function_pb2 as fnv1
 
 from function import naming
 from function.planner import strategies
-from function.planner.strategies.rolling_update import RollingUpdate
+from function.planner.strategies.rolling_update import (
+    RollingUpdateCourse,
+    RollingUpdateStrategy,
+)
 from tests import invariants
 from tests.fixtures import blue_green, deployment, rolling
 from tests.world import Fate, ServiceLevel, Step, World
@@ -239,12 +242,17 @@ def test_an_approval_given_early_promotes_over_the_first_inconclusive_verdict():
     assert "v2 has 0 requests" in analysis_of(promoted)["message"]
 
 
-class JudgedRollingUpdate(RollingUpdate):
-    """RollingUpdate with the SLO gate on for every call of a rollout, as a canary turns it
-    on from its first analysis step: the gate works for any strategy that asks for it."""
+class JudgedCourse(RollingUpdateCourse):
+    """A RollingUpdate course with the SLO gate on for every call of a rollout, as a canary
+    turns it on from its first analysis step: the gate works for any strategy that asks."""
 
-    def analysis_on(self, rollout: Any, deploying: Any) -> bool:
+    def analysis_on(self, deploying: Any) -> bool:
         return True
+
+
+class JudgedRollingUpdate(RollingUpdateStrategy):
+    def course_for(self, rollout: Any, limits: Any) -> JudgedCourse:
+        return JudgedCourse(rollout, limits)
 
 
 def test_any_strategy_turning_the_gate_on_gets_its_verdict_timers_and_rollback(monkeypatch):

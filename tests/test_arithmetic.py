@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from function import rollout
-from function.spec import IntOrPercent, Strategy
+from function.planner import arithmetic
+from function.spec import IntOrPercent
 
 
 def pct(value: int) -> IntOrPercent:
@@ -49,8 +49,7 @@ def num(value: int) -> IntOrPercent:
     ],
 )
 def test_surge_and_unavailable(surge, unavailable, replicas, expected):
-    strategy = Strategy(max_surge=surge, max_unavailable=unavailable)
-    assert rollout.surge_and_unavailable(strategy, replicas) == expected
+    assert arithmetic.resolve_limits(surge, unavailable, replicas) == expected
 
 
 @pytest.mark.parametrize(
@@ -66,7 +65,7 @@ def test_surge_and_unavailable(surge, unavailable, replicas, expected):
     ],
 )
 def test_replicas_to_create(wanted, alive, total, limit, expected):
-    assert rollout.replicas_to_create(wanted=wanted, alive=alive, total=total,
+    assert arithmetic.replicas_to_create(wanted=wanted, alive=alive, total=total,
                                       capacity_limit=limit) == expected
 
 
@@ -83,13 +82,13 @@ def test_replicas_to_create(wanted, alive, total, limit, expected):
     ],
 )
 def test_serving_to_drain(serving_old, serving_new, replicas, unavailable, expected):
-    assert rollout.serving_to_drain(serving_old=serving_old, serving_new=serving_new,
+    assert arithmetic.serving_to_drain(serving_old=serving_old, serving_new=serving_new,
                                     replicas=replicas, unavailable=unavailable) == expected
 
 
 @given(st.integers(0, 50), st.integers(0, 50), st.integers(0, 60), st.integers(0, 5))
 def test_draining_never_crosses_the_availability_floor(old, new, replicas, unavailable):
-    drained = rollout.serving_to_drain(serving_old=old, serving_new=new, replicas=replicas,
+    drained = arithmetic.serving_to_drain(serving_old=old, serving_new=new, replicas=replicas,
                                        unavailable=unavailable)
     assert 0 <= drained <= old
     if drained:
@@ -107,12 +106,12 @@ def test_draining_never_crosses_the_availability_floor(old, new, replicas, unava
     ],
 )
 def test_traffic_percentages(weights, expected):
-    assert rollout.traffic_percentages(weights) == expected
+    assert arithmetic.traffic_percentages(weights) == expected
 
 
 @given(st.dictionaries(st.sampled_from(["a", "b", "c", "d"]), st.integers(1, 1000), min_size=1))
 def test_traffic_percentages_add_up_to_100(weights):
-    shares = rollout.traffic_percentages(weights)
+    shares = arithmetic.traffic_percentages(weights)
     assert sum(shares.values()) == 100
     total = sum(weights.values())
     for name, weight in weights.items():

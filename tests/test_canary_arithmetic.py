@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from function.rollout import canary_backend_weights, canary_targets, capped_canary_weight
+from function.planner.arithmetic import canary_backend_weights, canary_targets, capped_canary_weight
 
 WEIGHTS = (0, 1, 25, 33, 50, 99, 100)
 

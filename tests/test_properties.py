@@ -33,7 +33,7 @@ from hypothesis import strategies as st
 
 from function import naming
 from function.fn import FunctionRunner
-from function.rollout import surge_and_unavailable
+from function.planner import strategies
 from function.spec import BLUE_GREEN, parse_spec
 from tests.sim_invariants import check_shape, deterministic_bytes, serving_from_outside
 from tests.world import T0, ts
@@ -317,7 +317,7 @@ def test_replicas_are_bounded_and_status_counts_agree(spec, status, observed):
     holding = [k for k in replicas if k not in waiting]
     blue_green = parsed.strategy.type == BLUE_GREEN or status.get("rolloutStrategy") == BLUE_GREEN
     if not blue_green:
-        surge, _ = surge_and_unavailable(parsed.strategy, n)
+        surge = strategies.limits(parsed).surge
         assert len(holding) <= max(len(observed_replicas) - len(waiting), n + surge)
     else:
         assert len(replicas) <= len(observed_replicas) + 2 * n

@@ -1,14 +1,15 @@
 """The analysis gate: this call's SLO verdict on the deploying revision and what it does
 (docs/rollout.md#the-analysis-gate).
 
-Strategy-independent. The planner calls `evaluate` on every call while the
-strategy says evaluation is on (Strategy.analysis_on; BlueGreen: at its
-promotion gate; Canary: from the first `analysis` step on); `evaluate` judges
-the deploying revision's Serving replicas against the limits and the current
+Strategy-independent. The strategy's course says when the gate judges
+(Course.analysis_on; BlueGreen: at its promotion gate; Canary: from the first
+`analysis` step on) and asks for the verdict once per call
+(Course.judge_analysis, which calls `evaluate`). `evaluate` judges the
+deploying revision's Serving replicas against the limits and the current
 revision (function/analysis.py), keeps `failingSince` through
-status.analysis, and rolls back when a Fail has lasted
-failureToleranceSeconds. The strategy then decides what the verdict means for
-its own gate (promote on Pass, wait on Inconclusive, ...).
+status.analysis, and rolls back (function/planner/revisions.py) when a Fail
+has lasted failureToleranceSeconds. The course then decides what the verdict
+means for its own gate (promote on Pass, wait on Inconclusive, ...).
 `status_record` is what status.analysis says after the call.
 """
 
@@ -18,7 +19,7 @@ from datetime import datetime, timedelta
 
 from function.analysis import Figures, Verdict, combine, judge
 from function.observe import format_time, read_metrics
-from function.planner import progress  # a module: progress.judge_progress calls evaluate
+from function.planner import revisions
 from function.planner.types import (
     REASON_ANALYSIS_FAILED,
     REASON_ANALYSIS_INCONCLUSIVE,
@@ -30,31 +31,24 @@ from function.planner.types import (
 
 def evaluate(rollout: Rollout) -> AnalysisOutcome | None:
     """Judge the deploying revision now; None without spec.strategy.analysis or a deploying
-    revision.
-
-    The planner calls it (progress.judge_progress) on every call where the
-    strategy's analysis_on says evaluation is on, before the gate is passed and
-    replicas are planned; a strategy then reads the same outcome by calling it
-    again (pass_gate, or a canary step's test), which returns the outcome of this
-    call and does nothing more. failingSince survives only calls that evaluate
-    or carry status.analysis (status_record).
+    revision. Called once per call, through Course.judge_analysis, which keeps the
+    outcome for the rest of the call. failingSince survives only calls that
+    evaluate or carry status.analysis (status_record).
 
     - Pass: failingSince is cleared.
     - Inconclusive: failingSince is kept as it was (only a Pass clears it).
     - Fail: failingSince is kept, or set to now; once now >= failingSince +
-      failureToleranceSeconds the rollout is rolled back (function/planner/
-      progress.py roll_back: failedRevision, Progressing=False reason
-      AnalysisFailed, one Warning naming the metric and figures) and
-      rolled_back is True; before that, the tolerance's end is a timer. With no
-      current revision (a first deploy) there is nothing to roll back to: the
-      Fail is reported and tolerated for as long as it lasts.
+      failureToleranceSeconds the rollout is rolled back (revisions.roll_back:
+      failedRevision, Progressing=False reason AnalysisFailed, one Warning
+      naming the metric and figures) and rolled_back is True; before that, the
+      tolerance's end is a timer. With no current revision (a first deploy)
+      there is nothing to roll back to: the Fail is reported and tolerated for
+      as long as it lasts.
 
     Example: failureToleranceSeconds 60, Fail first seen at 10:00:00 ->
     failingSince 10:00:00 and timer 10:01:00; a call at 10:00:40 that still fails
     keeps both; a call at 10:01:00 that still fails rolls back.
     """
-    if rollout.analysis is not None:
-        return rollout.analysis
     limits = rollout.spec.strategy.analysis
     state, now = rollout.state, rollout.now
     if limits is None or state.deploying is None:
@@ -76,16 +70,14 @@ def evaluate(rollout: Rollout) -> AnalysisOutcome | None:
             timers = (ends,)
         elif state.current is not None:
             failed_for = int((now - failing_since).total_seconds())
-            progress.roll_back(state, REASON_ANALYSIS_FAILED,
-                      f"Analysis of revision {deploying!r} failed for {failed_for}s "
-                      f"(failureToleranceSeconds {tolerance}): {judgement.message}",
-                      rollout.events)
-            state.rollback_detail = judgement.message
+            revisions.roll_back(state, REASON_ANALYSIS_FAILED,
+                                f"Analysis of revision {deploying!r} failed for {failed_for}s "
+                                f"(failureToleranceSeconds {tolerance}): {judgement.message}",
+                                rollout.events, detail=judgement.message)
             rolled_back = True
-    rollout.analysis = AnalysisOutcome(
+    return AnalysisOutcome(
         verdict=judgement.verdict, message=judgement.message, failed=judgement.failed,
         failing_since=failing_since, rolled_back=rolled_back, timers=timers)
-    return rollout.analysis
 
 
 def figures(rollout: Rollout, revision: str) -> Figures:
@@ -105,8 +97,9 @@ def carried_failing_since(rollout: Rollout) -> datetime | None:
     return prior.analysis.failing_since
 
 
-def status_record(rollout: Rollout) -> AnalysisRecord | None:
-    """status.analysis after this call.
+def status_record(rollout: Rollout, outcome: AnalysisOutcome | None) -> AnalysisRecord | None:
+    """status.analysis after this call, given this call's outcome (None: the gate did not
+    judge).
 
     This call's verdict when the gate ran; otherwise the one written before,
     unchanged, as long as no new rollout started (so the verdict that promoted
@@ -115,7 +108,6 @@ def status_record(rollout: Rollout) -> AnalysisRecord | None:
     """
     if rollout.spec.strategy.analysis is None:
         return None
-    outcome = rollout.analysis
     if outcome is not None:
         return AnalysisRecord(verdict=outcome.verdict.value, message=outcome.message,
                               failing_since=outcome.failing_since, evaluated_time=rollout.now)

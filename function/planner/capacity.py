@@ -13,7 +13,7 @@ a deploying revision that waits is the strategy's capacity policy
 - Replace: once a replica of the deploying revision has waited
   capacityWaitSeconds, one old replica that serves drains beyond the
   availability rule, so that its accelerator is freed for the new revision
-  (serving_to_trade in function/rollout.py says how many, at most one).
+  (serving_to_trade in function/planner/arithmetic.py says how many, at most one).
 - No policy (BlueGreen: green needs N accelerators beside blue): wait.
 """
 
@@ -22,18 +22,15 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from function import naming
-from function import rollout as arithmetic
 from function.classify import Lifecycle, Replica
 from function.observe import format_time
+from function.planner import arithmetic
+from function.planner.course import Course
+from function.planner.ledger import Ledger
 from function.planner.types import Rollout
 from function.spec import REPLACE, WAIT
-
-if TYPE_CHECKING:
-    from function.planner.ledger import Ledger
-    from function.planner.strategies.base import Strategy
 
 # How many replicas a message names per reason; the rest are counted.
 NAMED_PER_REASON = 3
@@ -95,36 +92,36 @@ def growing(rollout: Rollout) -> str | None:
     return rollout.state.deploying or rollout.state.current
 
 
-def replace_at(rollout: Rollout, strategy: Strategy) -> datetime | None:
+def replace_at(rollout: Rollout, course: Course) -> datetime | None:
     """When Replace may first act: a replica of the growing revision has waited
     capacityWaitSeconds. None when the policy is not Replace or none of them waits.
 
     capacityWaitSeconds 120, qwen-v2-0 Unschedulable since 10:00:00 and
     qwen-v2-1 since 10:01:00 -> 10:02:00.
     """
-    policy = strategy.capacity_policy(rollout)
+    policy = course.capacity_policy()
     deploying = growing(rollout)
-    if policy is None or policy[0] != REPLACE or deploying is None:
+    if policy is None or policy.on_shortage != REPLACE or deploying is None:
         return None
     waiting = unschedulable(rollout.replicas_of(deploying))
     if not waiting:
         return None
-    return min(unschedulable_since(r) for r in waiting) + timedelta(seconds=policy[1])
+    return min(unschedulable_since(r) for r in waiting) + timedelta(seconds=policy.wait_seconds)
 
 
-def replace_due(rollout: Rollout, strategy: Strategy) -> bool:
+def replace_due(rollout: Rollout, course: Course) -> bool:
     """Whether Replace may act on this call: replace_at has come."""
-    acts_at = replace_at(rollout, strategy)
+    acts_at = replace_at(rollout, course)
     return acts_at is not None and rollout.now >= acts_at
 
 
-def timers(rollout: Rollout, strategy: Strategy) -> tuple[datetime, ...]:
+def timers(rollout: Rollout, course: Course) -> tuple[datetime, ...]:
     """The moment Replace may act, while it is still to come."""
-    acts_at = replace_at(rollout, strategy)
+    acts_at = replace_at(rollout, course)
     return (acts_at,) if acts_at is not None and acts_at > rollout.now else ()
 
 
-def headroom_to_trade(ledger: Ledger, rollout: Rollout, strategy: Strategy,
+def headroom_to_trade(ledger: Ledger, rollout: Rollout, course: Course,
                       serving_old: int, serving_new: int) -> int:
     """How many old replicas that serve drain beyond the availability rule now: 0 or 1.
 
@@ -135,7 +132,7 @@ def headroom_to_trade(ledger: Ledger, rollout: Rollout, strategy: Strategy,
     drains nothing this call; serving_to_trade keeps Serving at or above
     N - unav - 1.
     """
-    if not replace_due(rollout, strategy):
+    if not replace_due(rollout, course):
         return 0
     if any(planned.draining for planned in ledger.kept.values()):
         return 0
@@ -145,10 +142,11 @@ def headroom_to_trade(ledger: Ledger, rollout: Rollout, strategy: Strategy,
                 and not replica.serving and not replica.draining):
             return 0
     return arithmetic.serving_to_trade(serving_old=serving_old, serving_new=serving_new,
-                                       replicas=rollout.n, unavailable=rollout.unavailable)
+                                       replicas=rollout.n,
+                                       unavailable=course.limits.unavailable)
 
 
-def note(rollout: Rollout, strategy: Strategy, ledger: Ledger, waiting: list[Replica],
+def note(rollout: Rollout, course: Course, ledger: Ledger, waiting: list[Replica],
          serving: int) -> str:
     """What the Progressing message says of replicas that wait for an accelerator ("" if none).
 
@@ -159,14 +157,14 @@ def note(rollout: Rollout, strategy: Strategy, ledger: Ledger, waiting: list[Rep
     deploying = growing(rollout)
     if not described or deploying is None or not any(r.revision == deploying for r in waiting):
         return f"; {described}" if described else ""
-    policy = strategy.capacity_policy(rollout)
+    policy = course.capacity_policy()
     if policy is None:
         return (f"; {described}; waiting for capacity ({rollout.state.strategy} trades no "
                 f"serving replica for an accelerator){_rolls_back(rollout)}")
-    if policy[0] == WAIT:
+    if policy.on_shortage == WAIT:
         return (f"; {described}; waiting for capacity (onCapacityShortage Wait)"
                 f"{_rolls_back(rollout)}")
-    return _replace_note(rollout, strategy, ledger, serving, described)
+    return _replace_note(rollout, course, ledger, serving, described)
 
 
 def _rolls_back(rollout: Rollout) -> str:
@@ -182,7 +180,7 @@ def _rolls_back(rollout: Rollout) -> str:
     return f"; without progress it rolls back at {format_time(deadline)}"
 
 
-def _replace_note(rollout: Rollout, strategy: Strategy, ledger: Ledger, serving: int,
+def _replace_note(rollout: Rollout, course: Course, ledger: Ledger, serving: int,
                   described: str) -> str:
     """note's text under onCapacityShortage Replace: what is traded now, or what it waits for.
 
@@ -197,11 +195,11 @@ def _replace_note(rollout: Rollout, strategy: Strategy, ledger: Ledger, serving:
         name = naming.replica_name(rollout.xr_name, traded.revision, traded.index)
         return (f"; {described}; onCapacityShortage Replace: {name} drains to free its "
                 f"accelerator, trading one replica of headroom")
-    minimum = arithmetic.minimum_serving(rollout.n, rollout.unavailable)
+    minimum = arithmetic.minimum_serving(rollout.n, course.limits.unavailable)
     if serving < minimum:
         return (f"; {described}; onCapacityShortage Replace: one replica of headroom is "
                 f"traded for an accelerator ({serving} serving, {minimum} otherwise required)")
-    acts_at = replace_at(rollout, strategy)
+    acts_at = replace_at(rollout, course)
     if acts_at is not None and rollout.now < acts_at:
         return (f"; {described}; onCapacityShortage Replace frees an accelerator from "
                 f"{format_time(acts_at)}")

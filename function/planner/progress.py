@@ -1,9 +1,12 @@
-"""Progress, rollback, promotion and completion of the deploying revision.
+"""Progress and failure of the deploying revision, judged once per call.
 
-Like the Kubernetes deployment controller's progress.go and rollback.go: is
-the deploying revision making progress, has it failed (every replica Failed,
-or no progress for progressDeadlineSeconds), and the transitions that end a
-rollout: roll back, promote, complete (docs/rollout.md#rollback).
+Like the Kubernetes deployment controller's progress.go: is the deploying
+revision making progress, has it reached its gate, has it failed (every
+replica Failed, or no progress for progressDeadlineSeconds)?
+`judge` asks the strategy's course the questions that differ between
+strategies (has it reached its gate, is the analysis gate on, may it pass)
+and applies what follows through function/planner/revisions.py: a rollback, a
+promotion, a failing first deploy (docs/rollout.md#rollback).
 """
 
 from __future__ import annotations
@@ -12,9 +15,9 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from function import naming
-from function.classify import Lifecycle, Replica
+from function.classify import Replica, all_failed, serves_in_full
 from function.observe import PriorStatus
-from function.planner import analysis_gate, capacity
+from function.planner import capacity, revisions
 from function.planner.types import (
     PHASE_AWAITING_PROMOTION,
     PHASE_FAILED,
@@ -30,31 +33,36 @@ from function.planner.types import (
 from function.spec import Spec
 
 if TYPE_CHECKING:
-    from function.planner.strategies.base import Strategy
+    from function.planner.course import Course
 
 
-def judge_progress(rollout: Rollout, strategy: Strategy) -> Gate:
+def judge(rollout: Rollout, course: Course) -> Gate:
     """Before any replica is planned: has the deploying revision progressed, failed, or
-    reached its gate? Rolls back, promotes or reports a failing first deploy in place.
+    reached its gate? Rolls back, promotes or reports a failing first deploy.
 
-    Where the strategy says the SLO gate is on, it judges first, and a Fail that
-    lasted its tolerance rolls back here (function/planner/analysis_gate.py).
-    Returns the gate's verdict (awaiting approval, and the timers that will change
-    it: the progress deadline or a soak's end).
+    In order: the course moves to its gate (course.reach_gate: a canary through
+    every step that is done), progress is tracked, the SLO gate judges where the
+    course says it is on (a Fail that lasted its tolerance rolls back), then the
+    course passes its gate (a promotion), or a revision that serves in full
+    stands, or the failure rules apply. Returns the gate: awaiting approval, and
+    the timers that will change it (the progress deadline, a soak's end).
     """
     state, spec = rollout.state, rollout.spec
     if state.deploying is None:
         return Gate()
     d_replicas = rollout.replicas_of(state.deploying)
-    at_gate = strategy.at_gate(rollout, d_replicas)
+    at_gate = course.reach_gate(d_replicas)
     track_progress(state, rollout.prior, d_replicas, at_gate, rollout.now)
-    if strategy.analysis_on(rollout, d_replicas):
-        analysis_gate.evaluate(rollout)
-    if rollout.analysis is not None and rollout.analysis.rolled_back:
-        return Gate()  # by the SLO gate, judged here or by the strategy's own step
+    if course.analysis_on(d_replicas):
+        course.judge_analysis()
+    if course.analysis is not None and course.analysis.rolled_back:
+        return Gate()  # by the SLO gate, judged here or in reaching the gate
     if at_gate:
-        return strategy.pass_gate(rollout, d_replicas)
-    if sum(1 for r in d_replicas if r.serving) >= rollout.n:
+        passage = course.pass_gate(d_replicas)
+        if passage.promote_because is not None:
+            revisions.promote(state, rollout.events, passage.promote_because)
+        return passage.gate
+    if serves_in_full(d_replicas, rollout.n):
         return Gate()  # serves in full and completes: a late call is no reason to roll back
     # A first deploy that is already failing keeps the reason it was reported
     # with: its replacements failing again, or the deadline still passed, is the
@@ -67,14 +75,31 @@ def judge_progress(rollout: Rollout, strategy: Strategy) -> Gate:
                             + timedelta(seconds=spec.progress_deadline_seconds),))
     message = failure_message(state, failure, d_replicas, rollout.xr_name)
     if state.current is not None:
-        roll_back(state, failure, message, rollout.events)
+        revisions.roll_back(state, failure, message, rollout.events)
     else:
-        state.failing_first_deploy = failure
-        if rollout.prior.phase != PHASE_FAILED:
-            rollout.events.append(Event(Severity.WARNING, f"{message}; there is no earlier "
-                                        "revision to return to, so failed replicas keep "
-                                        "being replaced"))
+        revisions.fail_first_deploy(state, failure,
+                                    message if rollout.prior.phase != PHASE_FAILED else None,
+                                    rollout.events)
     return Gate()
+
+
+def ignored_promote(rollout: Rollout, gate: Gate) -> str:
+    """"; <note>" while the rollout awaits approval and spec.promote names another revision
+    than the deploying one, else "".
+
+    The note is also a Warning, once: not again while the previous Progressing
+    message already carries it.
+    """
+    spec, state, prior = rollout.spec, rollout.state, rollout.prior
+    if (not gate.awaiting or state.deploying is None or state.rolled_back
+            or state.failing_first_deploy or spec.promote is None or rollout.approved):
+        return ""
+    note = (f"spec.promote names {spec.promote!r}, not the deploying revision "
+            f"{state.deploying!r}; it is ignored")
+    previous = prior.progressing.message if prior.progressing else None
+    if not previous or note not in previous:
+        rollout.events.append(Event(Severity.WARNING, note))
+    return f"; {note}"
 
 
 def track_progress(state: RevisionState, prior: PriorStatus, d_replicas: list[Replica],
@@ -101,7 +126,7 @@ def rollout_failure(spec: Spec, state: RevisionState, d_replicas: list[Replica],
     ProgressDeadlineExceeded once progressDeadlineSeconds have passed since the
     last progress: deadline 600 s, last progress 10:00:00 -> from 10:10:00 on.
     """
-    if d_replicas and all(r.lifecycle is Lifecycle.FAILED for r in d_replicas):
+    if all_failed(d_replicas):
         return REASON_REVISION_FAILED
     assert state.last_progress is not None
     if now >= state.last_progress + timedelta(seconds=spec.progress_deadline_seconds):
@@ -159,38 +184,3 @@ def failure_cause(replicas: list[Replica], xr_name: str) -> str:
             name = naming.replica_name(xr_name, replica.revision, replica.index)
             return f" ({name}: {replica.observed.message})"
     return ""
-
-
-def roll_back(state: RevisionState, reason: str, message: str, events: list[Event]) -> None:
-    """Roll the deploying revision back: it becomes the failed one and is cleared, and
-    one Warning says it is not retried until activeRevision changes.
-    """
-    events.append(Event(Severity.WARNING,
-        f"{message}; rolled back to {state.current!r}. "
-        f"{state.deploying!r} will not be retried until activeRevision changes."))
-    state.failed = state.deploying
-    state.deploying = None
-    state.rolled_back = reason
-
-
-def promote(state: RevisionState, events: list[Event], why: str) -> None:
-    """Promote the deploying revision: it becomes current, the current one retires
-    (blue, under BlueGreen), and one Normal event says why.
-    """
-    events.append(Event(Severity.NORMAL,
-        f"Promoted revision {state.deploying!r} ({why}); {state.current!r} scales down"))
-    state.retired_current = state.current
-    state.current = state.deploying
-    state.deploying = None
-    state.promoted = True
-
-
-def complete(state: RevisionState, events: list[Event]) -> None:
-    """The deploying revision is rolled out: it becomes current, in this very response."""
-    deploying = state.deploying
-    events.append(Event(Severity.NORMAL, f"Revision {deploying!r} is rolled out"
-                        + (f", replacing {state.current!r}" if state.current else "")))
-    state.current = deploying
-    state.deploying = None
-    state.completed = True
-    state.failing_first_deploy = None

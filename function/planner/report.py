@@ -5,14 +5,12 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
-from function import rollout as arithmetic
 from function.classify import Health, Lifecycle, Replica, warmup_budget
-from function.planner import capacity
+from function.planner import arithmetic, capacity
 from function.planner.analysis_gate import status_record
-from function.planner.ledger import Ledger, in_spec_order
-from function.planner.traffic import route_replicas
+from function.planner.course import Course
+from function.planner.ledger import Ledger
 from function.planner.types import (
     DEFAULT_TTL_SECONDS,
     PHASE_AWAITING_PROMOTION,
@@ -25,32 +23,31 @@ from function.planner.types import (
     STICKY_FALSE_REASONS,
     Backend,
     ConditionOut,
-    Event,
-    Gate,
     Plan,
     PlannedReplica,
     ReplicaCounts,
     RevisionRow,
     RevisionState,
     Rollout,
-    Severity,
+    Routes,
 )
 from function.spec import Spec
 
-if TYPE_CHECKING:
-    from function.planner.strategies.base import Strategy
 
+def report(rollout: Rollout, course: Course, ledger: Ledger, planned: list[PlannedReplica],
+           routes: Routes) -> Plan:
+    """The Plan: planned replicas in order, routes, status rows and counts, conditions, TTL.
 
-def report(rollout: Rollout, strategy: Strategy, ledger: Ledger, gate: Gate) -> Plan:
-    """The Plan: planned replicas in order, routes, status rows and counts, conditions, TTL."""
-    spec, state, infos, events = rollout.spec, rollout.state, rollout.infos, rollout.events
+    Only formats what the earlier steps decided: the revision registers, the
+    course (its gate, analysis and messages), the ledger and the routes.
+    """
+    spec, state, infos = rollout.spec, rollout.state, rollout.infos
     n = spec.replicas
-    planned = in_spec_order(spec, list(ledger.kept.values()))
-    main, preview = route_replicas(planned, rollout, strategy)
+    main = routes.main
     route = spec.route
     main_backends = main if route is not None else None
-    preview_backends = preview if (route is not None and route.preview is not None
-                                   and state.deploying is not None) else None
+    preview_backends = routes.preview if (route is not None and route.preview is not None
+                                          and state.deploying is not None) else None
 
     weights: dict[str, int] = defaultdict(int)
     for b in main:
@@ -59,9 +56,9 @@ def report(rollout: Rollout, strategy: Strategy, ledger: Ledger, gate: Gate) -> 
     warmups = {name: timedelta(seconds=warmup_budget(info.health_check))
                for name, info in infos.items()}
     tally = Tally.of(planned, state.deploying or state.current, warmups)
-    timers = [*gate.timers, *tally.next_changes, *capacity.timers(rollout, strategy)]
-    if rollout.analysis is not None:
-        timers.extend(rollout.analysis.timers)  # a Fail being tolerated ends
+    timers = [*course.gate.timers, *tally.next_changes, *capacity.timers(rollout, course)]
+    if course.analysis is not None:
+        timers.extend(course.analysis.timers)  # a Fail being tolerated ends
     rows = [RevisionRow(name=name, replicas=replicas, available=available,
                         traffic_weight=percentages.get(name, 0))
             for name, (replicas, available) in tally.by_revision.items()]
@@ -71,15 +68,15 @@ def report(rollout: Rollout, strategy: Strategy, ledger: Ledger, gate: Gate) -> 
                            unschedulable=len(waiting))
 
     serving = tally.serving
-    needed = arithmetic.minimum_serving(n, rollout.unavailable)
+    needed = arithmetic.minimum_serving(n, course.limits.unavailable)
     available = serving >= needed
-    phase = decide_phase(state, gate.awaiting)
+    phase = decide_phase(state, course.gate.awaiting)
     conditions = [
         ConditionOut("Available", available,
                      "MinimumReplicasAvailable" if available else "MinimumReplicasUnavailable",
                      f"{serving} of {n} replicas serving; at least {needed} required"),
-        progressing_condition(rollout, strategy, phase,
-                              capacity.note(rollout, strategy, ledger, waiting, serving)),
+        progressing_condition(rollout, course, routes, phase,
+                              capacity.note(rollout, course, ledger, waiting, serving)),
         routed_condition(spec, main, planned),
     ]
 
@@ -103,12 +100,13 @@ def report(rollout: Rollout, strategy: Strategy, ledger: Ledger, gate: Gate) -> 
         counts=counts,
         rows=rows,
         conditions=conditions,
-        events=events,
+        events=rollout.events,
         ttl_seconds=ttl,
         available=available,
-        header_rule=strategy.header_rule(rollout),
-        extra_status=strategy.status(rollout),
-        analysis=status_record(rollout),
+        header_rule=routes.header_rule,
+        extra_status=course.status(routes),
+        analysis=status_record(rollout, course.analysis),
+        transitions=tuple(state.transitions),
     )
 
 
@@ -180,7 +178,7 @@ def decide_phase(state: RevisionState, awaiting: bool) -> str:
     return PHASE_STABLE
 
 
-def progressing_condition(rollout: Rollout, strategy: Strategy, phase: str,
+def progressing_condition(rollout: Rollout, course: Course, routes: Routes, phase: str,
                           shortage: str = "") -> ConditionOut:
     """Where the rollout stands: advancing (True) or stopped by a failure or abort (False).
 
@@ -196,11 +194,11 @@ def progressing_condition(rollout: Rollout, strategy: Strategy, phase: str,
         return stopped
     state, prior = rollout.state, rollout.prior
     if phase == PHASE_AWAITING_PROMOTION:
-        reason, message = strategy.progress(rollout, awaiting=True)
+        reason, message = course.progressing(True, routes)
         return ConditionOut("Progressing", True, reason,
-                            message + _ignored_promote(rollout) + shortage)
+                            message + course.promote_note + shortage)
     if phase == PHASE_PROGRESSING:
-        reason, message = strategy.progress(rollout, awaiting=False)
+        reason, message = course.progressing(False, routes)
         return ConditionOut("Progressing", True, reason, message + shortage)
     if state.aborted:
         return ConditionOut("Progressing", False, REASON_ABORTED,
@@ -240,23 +238,6 @@ def _failed_condition(rollout: Rollout, phase: str) -> ConditionOut | None:
                             f"revision {state.failed!r} failed to roll out; staying on "
                             f"{state.current!r} until activeRevision changes")
     return None
-
-
-def _ignored_promote(rollout: Rollout) -> str:
-    """"; <note>" when spec.promote names another revision than D, else "".
-
-    The note is also a Warning, once: not again while the previous Progressing
-    message already carries it.
-    """
-    spec, state, prior = rollout.spec, rollout.state, rollout.prior
-    if spec.promote is None or spec.promote == state.deploying:
-        return ""
-    note = (f"spec.promote names {spec.promote!r}, not the deploying revision "
-            f"{state.deploying!r}; it is ignored")
-    previous = prior.progressing.message if prior.progressing else None
-    if not previous or note not in previous:
-        rollout.events.append(Event(Severity.WARNING, note))
-    return f"; {note}"
 
 
 def routed_condition(spec: Spec, main: list[Backend],

@@ -1,9 +1,17 @@
 """The revision state machine: which revision is current, deploying, failed.
 
-Bootstrap, lost status, steady state, start and pre-emption, abort and a
-failed revision (docs/rollout.md#revisions), decided once per call from the
-spec, the status the function wrote before, and the classified replicas.
-Progress, rollback and completion live in function/planner/progress.py.
+Every change of the revision registers lives here, so the state machine reads
+in one place (docs/rollout.md#revisions):
+
+- decide_revisions, once per call from the spec, the status written before
+  and the classified replicas: bootstrap, lost status, start, pre-emption,
+  abort, a failed revision kept out;
+- roll_back, promote, complete and fail_first_deploy, applied where the
+  planner decides them (function/planner/progress.py, the strategies' courses,
+  function/planner/__init__.py).
+
+Each change adds its event, and a Transition that logs and metrics report.
+Nothing here decides *when*: that is the progress rules' and the strategies'.
 """
 
 from __future__ import annotations
@@ -15,7 +23,20 @@ from datetime import datetime
 from function import naming
 from function.classify import Replica
 from function.observe import Observed, PriorStatus, get, to_plain
-from function.planner.types import Event, RevisionInfo, RevisionState, Severity
+from function.planner.types import (
+    ABORTED,
+    COMPLETED,
+    FAILED,
+    PREEMPTED,
+    PROMOTED,
+    ROLLED_BACK,
+    STARTED,
+    Event,
+    RevisionInfo,
+    RevisionState,
+    Severity,
+    Transition,
+)
 from function.spec import (
     DEFAULT_PORT,
     STRATEGY_TYPES,
@@ -95,16 +116,18 @@ def infer_current(replicas: Iterable[Replica], spec: Spec,
         available[name], carried[name], name in listed, spec.revision_order(name), name))
 
 
-def decide_revisions(
-    spec: Spec, prior: PriorStatus, replicas: list[Replica], now: datetime, events: list[Event],
-    routed: frozenset[str] = frozenset(),
+def decide_revisions(  # noqa: PLR0913 -- the revisions step's inputs, each read here
+    spec: Spec, prior: PriorStatus, replicas: list[Replica], infos: dict[str, RevisionInfo], *,
+    now: datetime, events: list[Event], routed: frozenset[str] = frozenset(),
 ) -> RevisionState:
     """The revision registers of this call: C, D, F and what changed (docs/rollout.md#revisions).
 
-    Bootstrap and lost status (C inferred from the replicas; routed: the
+    A revision edited in place is reported first (a Warning per revision), then:
+    bootstrap and lost status (C inferred from the replicas; routed: the
     backends the observed main route carries, for ties), start and
     pre-emption, abort, a failed revision. Each transition adds its event.
     """
+    report_in_place_edits(replicas, infos, events)
     target = spec.active_revision
     current, deploying, failed = (
         prior.current_revision,
@@ -153,12 +176,10 @@ def _transition(state: RevisionState, spec: Spec, now: datetime, events: list[Ev
             events.append(Event(Severity.NORMAL,
                 f"Rollout of {state.deploying!r} aborted: activeRevision is back to "
                 f"{state.current!r}"))
-            state.deploying = None
-            state.aborted = True
+            _abort(state)
     elif target == state.failed:
         if state.deploying is not None and state.deploying != target:
-            state.deploying = None
-            state.aborted = True
+            _abort(state)
     elif state.deploying is None:
         _start(state, spec, now, events,
                f"Rolling out revision {target!r} to replace {state.current!r} "
@@ -175,11 +196,22 @@ def _start(state: RevisionState, spec: Spec, now: datetime, events: list[Event],
     """Start rolling out T with this call's strategy: D = T, rolloutStartTime =
     lastProgressTime = now, and one Normal event saying `reason`.
     """
+    if state.deploying is not None:
+        state.transitions.append(Transition(PREEMPTED, state.deploying))
     state.deploying = spec.active_revision
     state.strategy = spec.strategy.type
     state.rollout_start = state.last_progress = now
     state.started = True
+    state.transitions.append(Transition(STARTED, state.deploying))
     events.append(Event(Severity.NORMAL, reason))
+
+
+def _abort(state: RevisionState) -> None:
+    """Clear the deploying revision: its replicas become orphans (docs/rollout.md#revisions)."""
+    assert state.deploying is not None
+    state.transitions.append(Transition(ABORTED, state.deploying))
+    state.deploying = None
+    state.aborted = True
 
 
 def report_in_place_edits(replicas: list[Replica], infos: dict[str, RevisionInfo],
@@ -196,3 +228,65 @@ def report_in_place_edits(replicas: list[Replica], infos: dict[str, RevisionInfo
         events.append(Event(Severity.WARNING,
             f"Revision {name!r} was edited in place; its replicas are updated in place "
             "without a rollout. Add a new revision to roll out a change safely."))
+
+
+def roll_back(state: RevisionState, reason: str, message: str, events: list[Event],
+              detail: str | None = None) -> None:
+    """Roll the deploying revision back: it becomes the failed one and is cleared, and
+    one Warning says it is not retried until activeRevision changes.
+
+    reason is the Progressing reason (ProgressDeadlineExceeded, RevisionFailed,
+    AnalysisFailed); detail what the Progressing message adds (the figures that
+    failed an analysis).
+    """
+    assert state.deploying is not None
+    events.append(Event(Severity.WARNING,
+        f"{message}; rolled back to {state.current!r}. "
+        f"{state.deploying!r} will not be retried until activeRevision changes."))
+    state.transitions.append(Transition(ROLLED_BACK, state.deploying, reason))
+    state.failed = state.deploying
+    state.deploying = None
+    state.rolled_back = reason
+    if detail is not None:
+        state.rollback_detail = detail
+
+
+def fail_first_deploy(state: RevisionState, reason: str, message: str | None,
+                      events: list[Event]) -> None:
+    """Report a failing first deploy: there is no earlier revision to return to, so its
+    failed replicas keep being replaced. message: the Warning's text, or None when
+    the failure was reported already (no second Warning).
+    """
+    assert state.deploying is not None
+    state.failing_first_deploy = reason
+    if message is not None:
+        state.transitions.append(Transition(FAILED, state.deploying, reason))
+        events.append(Event(Severity.WARNING, f"{message}; there is no earlier revision to "
+                            "return to, so failed replicas keep being replaced"))
+
+
+def promote(state: RevisionState, events: list[Event], why: str) -> None:
+    """Promote the deploying revision: it becomes current, the current one retires
+    (blue, under BlueGreen), and one Normal event says why.
+    """
+    assert state.deploying is not None
+    events.append(Event(Severity.NORMAL,
+        f"Promoted revision {state.deploying!r} ({why}); {state.current!r} scales down"))
+    state.transitions.append(Transition(PROMOTED, state.deploying))
+    state.retired_current = state.current
+    state.current = state.deploying
+    state.deploying = None
+    state.promoted = True
+
+
+def complete(state: RevisionState, events: list[Event]) -> None:
+    """The deploying revision is rolled out: it becomes current, in this very response."""
+    deploying = state.deploying
+    assert deploying is not None
+    events.append(Event(Severity.NORMAL, f"Revision {deploying!r} is rolled out"
+                        + (f", replacing {state.current!r}" if state.current else "")))
+    state.transitions.append(Transition(COMPLETED, deploying))
+    state.current = deploying
+    state.deploying = None
+    state.completed = True
+    state.failing_first_deploy = None

@@ -82,7 +82,6 @@ class PlannedReplica:
     desired_since is when it was first desired: the start of its warm-up budget
     until Crossplane reports a creation time. draining_since and drain_seconds are
     set once it is chosen for removal while Running (docs/rollout.md#draining).
-    main_routed and preview_routed: its endpoint is a backend of that route.
     """
 
     key: str
@@ -93,8 +92,6 @@ class PlannedReplica:
     desired_since: datetime
     draining_since: datetime | None = None
     drain_seconds: int | None = None
-    main_routed: bool = False
-    preview_routed: bool = False
 
     @property
     def draining(self) -> bool:
@@ -202,11 +199,41 @@ class Plan:
     header_rule: HeaderRule | None = None  # a second main-route rule, to the canary only
     extra_status: dict[str, Any] = field(default_factory=dict)  # the strategy's own fields
     analysis: AnalysisRecord | None = None  # None: status.analysis is not written
+    transitions: tuple[Transition, ...] = ()  # the changes of revision state decided
+
+
+# Transition kinds: the changes of revision state one call can decide (revisions.py).
+STARTED = "started"
+PREEMPTED = "preempted"
+ABORTED = "aborted"
+PROMOTED = "promoted"
+COMPLETED = "completed"
+ROLLED_BACK = "rolled_back"
+FAILED = "failed"  # a first deploy reported failing: there is nothing to roll back to
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One change of revision state decided by this call, as logs and metrics report it.
+
+    kind: one of the kinds above; revision: the revision it concerns (the one
+    started, retired, promoted, completed, rolled back or failing); reason: a
+    rollback's or failure's Progressing reason (ProgressDeadlineExceeded,
+    RevisionFailed, AnalysisFailed), else None.
+    """
+
+    kind: str
+    revision: str
+    reason: str | None = None
 
 
 @dataclass
 class RevisionState:
-    """The revision state machine's registers for this call (docs/rollout.md#revisions)."""
+    """The revision state machine's registers for this call (docs/rollout.md#revisions).
+
+    Changed only by function/planner/revisions.py, which records each change in
+    transitions.
+    """
 
     current: str | None
     deploying: str | None
@@ -222,15 +249,19 @@ class RevisionState:
     completed: bool = False
     retired_current: str | None = None  # blue, retired by promotion in this call
     rollback_detail: str | None = None  # what the Progressing condition adds to a rollback
+    transitions: list[Transition] = field(default_factory=list)  # in the order decided
 
 
 @dataclass
 class Rollout:
-    """One call's facts, read by every step of the planner and by the strategy.
+    """One call's facts, read by every step of the planner and by the strategy's course.
 
-    carried: the backend names the observed main route carries now, or None
-    when no route is composed (then every Serving replica counts as carrying
-    traffic). surge and unavailable: the strategy's limits resolved against N.
+    Everything here is known before the strategy is asked: the spec, the status
+    written before, the revision registers of this call (state: the only part a
+    step changes, and only through function/planner/revisions.py), the
+    classified replicas by revision, and the events so far. carried: the
+    backend names the observed main route carries now, or None when no route
+    is composed (then every Serving replica counts as carrying traffic).
     """
 
     spec: Spec
@@ -242,19 +273,61 @@ class Rollout:
     events: list[Event]
     xr_name: str
     carried: frozenset[str] | None
-    surge: int = 0
-    unavailable: int = 0
-    progress: Any = None  # the strategy's own reading of this call (the canary's step)
-    analysis: AnalysisOutcome | None = None  # the analysis gate's outcome, once it ran this call
 
     @property
     def n(self) -> int:
         """N: spec.replicas."""
         return self.spec.replicas
 
+    @property
+    def approved(self) -> bool:
+        """Whether spec.promote names the deploying revision: the approval that passes a
+        BlueGreen gate, every manual canary pause and an inconclusive analysis.
+        """
+        return self.state.deploying is not None and self.spec.promote == self.state.deploying
+
     def replicas_of(self, revision: str | None) -> list[Replica]:
         """The observed replicas of `revision`; [] for None or a revision with none."""
         return self.by_revision.get(revision or "", [])
+
+
+@dataclass(frozen=True)
+class Limits:
+    """maxSurge and maxUnavailable resolved against N (function/planner/arithmetic.py
+    resolve_limits): how far the total may grow, and how many may be unavailable.
+    """
+
+    surge: int
+    unavailable: int
+
+
+@dataclass(frozen=True)
+class CapacityPolicy:
+    """What a capacity shortage of the growing revision does (docs/rollout.md#capacity-shortage).
+
+    on_shortage: Wait or Replace; wait_seconds: how long a replica waits for an
+    accelerator before Replace trades a serving replica for one.
+    """
+
+    on_shortage: str
+    wait_seconds: int
+
+
+@dataclass(frozen=True)
+class Routes:
+    """What the routes step decided: each route's backends, weighed, and the header rule.
+
+    main and preview are in planned order; main is [] when nothing is routed and
+    preview [] when no replica is on it (whether a route is composed at all is
+    the Plan's to say). canary_weight: the percentage of the main route's weight
+    on a canary (0 to 100), which status.canary.weight reports; 0 for other
+    strategies.
+    """
+
+    main: list[Backend]
+    preview: list[Backend]
+    header_rule: HeaderRule | None = None
+    canary_weight: int = 0
 
 
 def group_by_revision(replicas: list[Replica]) -> dict[str, list[Replica]]:

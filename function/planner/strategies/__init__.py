@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from function.planner.strategies.base import Strategy
-from function.planner.strategies.blue_green import BlueGreen
+from function.planner.strategies.blue_green import BlueGreenStrategy
 from function.planner.strategies.canary import CanaryStrategy
-from function.planner.strategies.rolling_update import RollingUpdate
+from function.planner.strategies.rolling_update import RollingUpdateStrategy
+from function.planner.types import Limits
+from function.spec import Spec
 
 REGISTRY: dict[str, Strategy] = {
-    strategy.name: strategy for strategy in (RollingUpdate(), BlueGreen(), CanaryStrategy())
+    strategy.name: strategy
+    for strategy in (RollingUpdateStrategy(), BlueGreenStrategy(), CanaryStrategy())
 }
 
 
@@ -17,4 +20,9 @@ def for_type(name: str) -> Strategy:
     return REGISTRY[name]
 
 
-__all__ = ["REGISTRY", "Strategy", "for_type"]
+def limits(spec: Spec) -> Limits:
+    """The limits spec.strategy.type moves replicas under, resolved against spec.replicas."""
+    return for_type(spec.strategy.type).limits(spec)
+
+
+__all__ = ["REGISTRY", "Strategy", "for_type", "limits"]

@@ -14,114 +14,113 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from function import rollout as arithmetic
 from function.analysis import Verdict
-from function.classify import Replica
+from function.classify import Replica, serves_in_full
 from function.planner import analysis_gate
+from function.planner.course import Course, Passage, deploying_message
 from function.planner.ledger import Ledger, fully_rolled_out
-from function.planner.progress import promote
-from function.planner.strategies.base import Defaults
+from function.planner.strategies.base import StrategyBase
 from function.planner.types import (
     REASON_AWAITING_PROMOTION,
     REASON_DEPLOYING,
     Gate,
+    Limits,
     RevisionState,
     Rollout,
+    Routes,
 )
-from function.spec import BLUE_GREEN, Spec
+from function.spec import BLUE_GREEN
+
+APPROVED = "approved by spec.promote"
 
 
-class BlueGreen(Defaults):
-    """The BlueGreen strategy (docs/rollout.md#bluegreen); its methods are Strategy's."""
+class BlueGreenStrategy(StrategyBase):
+    """The BlueGreen strategy: rollingUpdate's limits, and a BlueGreenCourse."""
 
     name = BLUE_GREEN
+
+    def course_for(self, rollout: Rollout, limits: Limits) -> Course:
+        """A BlueGreenCourse."""
+        return BlueGreenCourse(rollout, limits)
+
+
+class BlueGreenCourse(Course):
+    """One call of a BlueGreen rollout: green at N beside blue, promoted at its gate."""
+
     holds_old_capacity = False  # blue keeps N; anything else was never on the main route
 
-    def limits(self, spec: Spec) -> tuple[int, int]:
-        strategy = spec.strategy
-        return arithmetic.resolve_limits(strategy.max_surge, strategy.max_unavailable,
-                                                spec.replicas)
-
-    def at_gate(self, rollout: Rollout, deploying: list[Replica]) -> bool:
+    def reach_gate(self, deploying: list[Replica]) -> bool:
         """Green serves in full beside blue: only promotion is left."""
-        if rollout.state.current is None:
+        if self.rollout.state.current is None:
             return False
-        return sum(1 for r in deploying if r.serving) >= rollout.n
+        return serves_in_full(deploying, self.rollout.n)
 
-    def analysis_on(self, rollout: Rollout, deploying: list[Replica]) -> bool:
+    def analysis_on(self, deploying: list[Replica]) -> bool:
         """Green is judged once it serves in full: at the promotion gate."""
-        return self.at_gate(rollout, deploying)
+        return self.reach_gate(deploying)
 
-    def pass_gate(self, rollout: Rollout, deploying: list[Replica]) -> Gate:
+    def pass_gate(self, deploying: list[Replica]) -> Passage:
         """Promote on approval or after the soak; with spec.strategy.analysis, only on Pass.
 
         The analysis gate judges green on every call at the gate (its metrics come
         from preview traffic): Inconclusive waits unless spec.promote names green,
         a Fail waits and rolls back once it has lasted failureToleranceSeconds.
         """
+        rollout = self.rollout
         spec, state = rollout.spec, rollout.state
         delay = spec.strategy.promote_delay_seconds
         promote_by = soak_start(state, deploying) + timedelta(seconds=delay)
-        approved = spec.promote == state.deploying
+        approved = rollout.approved
         auto = spec.strategy.auto_promote and rollout.now >= promote_by
-        analysis = spec.strategy.analysis
-        if analysis is None:
+        why = APPROVED if approved else f"green was fully available for {delay}s"
+        if spec.strategy.analysis is None:
             if approved or auto:
-                promote(state, rollout.events, "approved by spec.promote" if approved
-                        else f"green was fully available for {delay}s")
-                return Gate()
-            return Gate(awaiting=True,
-                        timers=(promote_by,) if spec.strategy.auto_promote else ())
+                return Passage(Gate(), promote_because=why)
+            return Passage(Gate(awaiting=True,
+                                timers=(promote_by,) if spec.strategy.auto_promote else ()))
 
-        green = state.deploying
-        assert green is not None  # at the gate
-        outcome = analysis_gate.evaluate(rollout)  # as judged this call (analysis_on)
+        outcome = self.judge_analysis()  # as judged this call (analysis_on)
         assert outcome is not None and not outcome.rolled_back  # else not at the gate now
         passed = outcome.verdict is Verdict.PASS
         if (passed and (approved or auto)) or (
                 approved and outcome.verdict is Verdict.INCONCLUSIVE):
-            why = "approved by spec.promote" if approved else (
-                f"green was fully available for {delay}s")
-            verdict = ("analysis passed" if passed
-                       else "over an inconclusive analysis")
-            promote(state, rollout.events, f"{why}, {verdict}: {outcome.message}")
-            return Gate()
-        return Gate(awaiting=True,
-                    timers=(promote_by,) if spec.strategy.auto_promote and not auto else ())
+            verdict = "analysis passed" if passed else "over an inconclusive analysis"
+            return Passage(Gate(), promote_because=f"{why}, {verdict}: {outcome.message}")
+        return Passage(Gate(awaiting=True, timers=(promote_by,)
+                            if spec.strategy.auto_promote and not auto else ()))
 
-    def targets(self, rollout: Rollout) -> dict[str, int]:
-        state, n = rollout.state, rollout.n
+    def targets(self) -> dict[str, int]:
+        """Blue and green at N each; otherwise the one revision there is, at N."""
+        state, n = self.rollout.state, self.rollout.n
         if state.deploying is not None and state.current is not None:
             return {state.current: n, state.deploying: n}
-        return {(state.deploying or state.current or rollout.spec.active_revision): n}
+        return {(state.deploying or state.current or self.rollout.spec.active_revision): n}
 
-    def capacity_limit(self, rollout: Rollout, revision: str) -> int | None:
+    def capacity_limit(self, revision: str) -> int | None:
         """Green waits until blue and whatever still drains fit in 2N; blue is kept at N.
 
         So a pre-empted green frees its GPUs before the next green grows.
         """
-        state = rollout.state
+        state = self.rollout.state
         if revision == state.deploying and state.current is not None:
-            return 2 * rollout.n
+            return 2 * self.rollout.n
         return None
 
-    def capacity_policy(self, rollout: Rollout) -> tuple[str, int] | None:
-        """None: green needs N accelerators beside blue's N; under a shortage it waits,
-        and the progress deadline rolls back if none appear."""
-        return None
+    def on_main_route(self, revision: str) -> bool:
+        """Only the current revision (blue) is on the main route; green is previewed."""
+        return revision == self.rollout.state.current
 
-    def on_main_route(self, state: RevisionState, revision: str) -> bool:
-        return revision == state.current
-
-    def done(self, rollout: Rollout, ledger: Ledger) -> bool:
+    def done(self, ledger: Ledger) -> bool:
         """A first deploy completes when it serves in full; a rollout by promotion."""
-        state = rollout.state
-        return state.current is None and fully_rolled_out(ledger, state.deploying, rollout.n)
+        state = self.rollout.state
+        return state.current is None and fully_rolled_out(ledger, state.deploying,
+                                                          self.rollout.n)
 
-    def progress(self, rollout: Rollout, awaiting: bool) -> tuple[str, str]:
-        state, outcome = rollout.state, rollout.analysis
+    def progressing(self, awaiting: bool, routes: Routes) -> tuple[str, str]:
+        """Green awaiting promotion (and the analysis it waits on), or green growing."""
+        state, outcome = self.rollout.state, self.analysis
         if awaiting and outcome is not None and state.deploying is not None:
-            analysis = rollout.spec.strategy.analysis
+            analysis = self.rollout.spec.strategy.analysis
             tolerance = analysis.failure_tolerance_seconds if analysis is not None else 0
             reason, message = analysis_gate.waiting(outcome, state.deploying, tolerance)
             return (reason or REASON_AWAITING_PROMOTION,
@@ -129,7 +128,7 @@ class BlueGreen(Defaults):
         if awaiting:
             return (REASON_AWAITING_PROMOTION,
                     f"revision {state.deploying!r} is fully available and awaits promotion")
-        return REASON_DEPLOYING, f"rolling out revision {state.deploying!r} ({state.strategy})"
+        return REASON_DEPLOYING, deploying_message(state)
 
 
 def soak_start(state: RevisionState, d_replicas: list[Replica]) -> datetime:

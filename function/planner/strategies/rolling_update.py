@@ -3,46 +3,51 @@
 New replicas are created while the total holding capacity is below
 N + maxSurge; old replicas that serve drain only while
 serving(old) + serving(new) - 1 >= N - maxUnavailable; every routed backend
-has weight 1, so traffic follows serving capacity.
+has weight 1, so traffic follows serving capacity. There is no gate: the
+rollout is done when the deploying revision serves N and nothing else is kept
+but draining replicas.
 """
 
 from __future__ import annotations
 
-from function import rollout as arithmetic
+from function.planner.course import Course
 from function.planner.ledger import Ledger, fully_rolled_out
-from function.planner.strategies.base import Defaults
-from function.planner.types import REASON_DEPLOYING, RevisionState, Rollout
-from function.spec import ROLLING_UPDATE, Spec
+from function.planner.strategies.base import StrategyBase
+from function.planner.types import CapacityPolicy, Limits, Rollout
+from function.spec import ROLLING_UPDATE
 
 
-class RollingUpdate(Defaults):
-    """The RollingUpdate strategy (its methods implement strategies/base.py's Strategy)."""
+class RollingUpdateStrategy(StrategyBase):
+    """The RollingUpdate strategy: rollingUpdate's limits, and a RollingUpdateCourse."""
 
     name = ROLLING_UPDATE
+
+    def course_for(self, rollout: Rollout, limits: Limits) -> Course:
+        """A RollingUpdateCourse."""
+        return RollingUpdateCourse(rollout, limits)
+
+
+class RollingUpdateCourse(Course):
+    """One call of a RollingUpdate: the target revision at N, C and D both routed."""
+
     holds_old_capacity = True
 
-    def limits(self, spec: Spec) -> tuple[int, int]:
-        rolling = spec.strategy
-        return arithmetic.resolve_limits(rolling.max_surge, rolling.max_unavailable,
-                                                spec.replicas)
+    def targets(self) -> dict[str, int]:
+        """N of the deploying revision, else of the current one (else the active one)."""
+        state = self.rollout.state
+        return {(state.deploying or state.current or self.rollout.spec.active_revision):
+                self.rollout.n}
 
-    def targets(self, rollout: Rollout) -> dict[str, int]:
-        state = rollout.state
-        return {(state.deploying or state.current or rollout.spec.active_revision): rollout.n}
+    def capacity_policy(self) -> CapacityPolicy | None:
+        """rollingUpdate's onCapacityShortage and capacityWaitSeconds."""
+        rolling = self.rollout.spec.strategy
+        return CapacityPolicy(rolling.on_capacity_shortage, rolling.capacity_wait_seconds)
 
-    def capacity_limit(self, rollout: Rollout, revision: str) -> int | None:
-        return rollout.n + rollout.surge
-
-    def capacity_policy(self, rollout: Rollout) -> tuple[str, int] | None:
-        rolling = rollout.spec.strategy
-        return rolling.on_capacity_shortage, rolling.capacity_wait_seconds
-
-    def on_main_route(self, state: RevisionState, revision: str) -> bool:
+    def on_main_route(self, revision: str) -> bool:
+        """The current and the deploying revision share the main route."""
+        state = self.rollout.state
         return revision in (state.current, state.deploying)
 
-    def done(self, rollout: Rollout, ledger: Ledger) -> bool:
-        return fully_rolled_out(ledger, rollout.state.deploying, rollout.n)
-
-    def progress(self, rollout: Rollout, awaiting: bool) -> tuple[str, str]:
-        state = rollout.state
-        return REASON_DEPLOYING, f"rolling out revision {state.deploying!r} ({state.strategy})"
+    def done(self, ledger: Ledger) -> bool:
+        """The deploying revision serves N and no other replica is kept but draining ones."""
+        return fully_rolled_out(ledger, self.rollout.state.deploying, self.rollout.n)

@@ -1,11 +1,16 @@
-"""Rollout arithmetic: small pure functions over counts, with Kubernetes rounding."""
+"""The rollout arithmetic: small pure functions over counts, with Kubernetes rounding.
+
+Each takes and returns plain numbers, so the strategies and the replica ledger
+state their rules in these terms and the tables in tests/test_arithmetic.py and
+tests/test_canary_arithmetic.py check them directly.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
 
-from function.spec import CANARY, IntOrPercent, Strategy
+from function.spec import IntOrPercent
 
 
 def resolve(value: IntOrPercent, total: int, *, round_up: bool) -> int:
@@ -34,16 +39,6 @@ def resolve_limits(max_surge: IntOrPercent, max_unavailable: IntOrPercent,
     if surge == 0 and unavailable == 0:
         unavailable = 1
     return surge, unavailable
-
-
-def surge_and_unavailable(strategy: Strategy, replicas: int) -> tuple[int, int]:
-    """The limits a spec's rollouts move replicas under, resolved against replicas.
-
-    A Canary's own maxSurge/maxUnavailable; every other strategy's are those of
-    rollingUpdate.
-    """
-    limits = strategy.canary if strategy.type == CANARY and strategy.canary else strategy
-    return resolve_limits(limits.max_surge, limits.max_unavailable, replicas)
 
 
 def minimum_serving(replicas: int, unavailable: int) -> int:
