@@ -114,19 +114,8 @@ def stale_after(spec: Spec, health_check: HealthCheck | None) -> int:
     return max(spec.health_policy.status_ttl_seconds, 3 * interval)
 
 
-def classify(
-    observed: ObservedReplica,
-    endpoint: ObservedEndpoint | None,
-    spec: Spec,
-    health_check: HealthCheck | None,
-    now: datetime,
-) -> Replica:
-    """Lifecycle, health, availability and serving state of one observed replica."""
-    return Classifier(spec, health_check, now).classify(observed, endpoint)
-
-
 class Classifier:
-    """classify() for the replicas of one revision at one `now`.
+    """Classifies the replicas of one revision at one `now`.
 
     The durations and policy it needs are the same for every replica of a
     revision, so they are worked out once here rather than once per replica.

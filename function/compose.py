@@ -1,4 +1,10 @@
-"""From a Plan to the desired composed resources and XR status, as plain data."""
+"""From a Plan to the desired composed resources and XR status, as plain data.
+
+Each function here says what one desired body looks like, as a dict;
+function/writer.py writes them into the response (most replicas and endpoints
+as copies of one body per revision), and tests/test_fast_paths.py composes a
+whole response from these dicts the plain way to prove the writer's bytes.
+"""
 
 from __future__ import annotations
 
@@ -23,41 +29,6 @@ class DesiredResource:
     key: str
     body: dict[str, Any]
     ready: bool
-
-
-@dataclass(frozen=True)
-class Composition:
-    """What compose returns: the desired composed resources and the XR's status."""
-
-    resources: list[DesiredResource]
-    status: dict[str, Any]
-
-
-def compose(spec: Spec, plan: Plan, observed: Observed, fn_input: Input,
-            xr_name: str) -> Composition:
-    """The plan as desired resources and XR status.
-
-    Each planned replica, followed by its endpoint while it is observed Ready, then
-    the main and preview routes. Replicas of one revision share one spec dict,
-    built once per call (replica_spec).
-    """
-    resources: list[DesiredResource] = []
-    templates: dict[str, dict[str, Any]] = {}
-    for planned in plan.replicas:
-        labels = replica_labels(plan, planned, xr_name)
-        resources.append(DesiredResource(
-            key=planned.key,
-            body=replica_body(plan, planned, xr_name, fn_input, labels, templates),
-            ready=planned.observed_ready,
-        ))
-        if planned.has_endpoint:
-            resources.append(DesiredResource(
-                key=naming.endpoint_key(planned.revision, planned.index),
-                body=endpoint_body(plan, planned, labels, fn_input),
-                ready=endpoint_ready(observed, planned),
-            ))
-    resources.extend(route_resources(spec, plan, observed, xr_name))
-    return Composition(resources=resources, status=status(plan))
 
 
 def replica_body(plan: Plan, planned: PlannedReplica, xr_name: str, fn_input: Input,

@@ -270,7 +270,7 @@ def _condition(fields: Any, status: Any) -> Condition:
 
 
 @dataclass(slots=True)
-class Health:
+class HealthReport:
     """A replica's status.health: state (Healthy or Unhealthy) and when it was last probed."""
 
     state: str | None
@@ -313,7 +313,7 @@ class ObservedReplica:
     ready: Condition | None = None
     # status.conditions[type=Scheduled]: False while no accelerator could be found for it
     scheduled: Condition | None = None
-    health: Health | None = None
+    health: HealthReport | None = None
     failed: bool = False
     message: str | None = None  # status.message, read only of a Failed replica: why it failed
     url: str | None = None
@@ -457,7 +457,7 @@ def _read_replica(key: str, revision: str, index: int, resource: Any) -> Observe
         scheduled=_find_condition(_at(status, "conditions"), "Scheduled"),
         health=None
         if health is None
-        else Health(
+        else HealthReport(
             state=as_str(state),
             last_probe_time=as_time(probed),
         ),
@@ -614,8 +614,8 @@ def _regular_condition(fields: Any, status: str | None) -> Condition:
     )
 
 
-def _regular_health(fields: Any) -> Health:
-    return Health(
+def _regular_health(fields: Any) -> HealthReport:
+    return HealthReport(
         state=_string(fields["state"]) if "state" in fields else None,
         last_probe_time=as_time(_string(fields["lastProbeTime"]))
         if "lastProbeTime" in fields else None,

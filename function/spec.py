@@ -85,7 +85,7 @@ __all__ = [
     "Route",
     "RouteTimeouts",
     "Spec",
-    "Strategy",
+    "StrategySpec",
     "parse_health_check",
     "parse_input",
     "parse_revision",
@@ -195,7 +195,7 @@ class Analysis:
 
 
 @dataclass(frozen=True, slots=True)
-class Strategy:
+class StrategySpec:
     """The strategy, flattened: rollingUpdate's and blueGreen's fields side by side."""
 
     type: str = ROLLING_UPDATE
@@ -252,7 +252,7 @@ class Spec:
     replicas: int
     revisions: tuple[Revision, ...]
     active_revision: str
-    strategy: Strategy = field(default_factory=Strategy)
+    strategy: StrategySpec = field(default_factory=StrategySpec)
     promote: str | None = None
     progress_deadline_seconds: int = 1800
     min_ready_seconds: int = 0
@@ -423,9 +423,9 @@ def _analysis(model: api.Analysis) -> Analysis:
     )
 
 
-def _strategy(model: api.Strategy) -> Strategy:
+def _strategy(model: api.StrategyModel) -> StrategySpec:
     rolling, blue_green = model.rolling_update, model.blue_green
-    return Strategy(
+    return StrategySpec(
         type=model.type,
         max_surge=rolling.max_surge,
         max_unavailable=rolling.max_unavailable,

@@ -72,7 +72,8 @@ def canary(steps: list[dict[str, Any]], surge: int | str = "25%", unavailable: i
 
 
 def short_of_gpus(strategy: dict[str, Any], action: str, wait: int = 30) -> dict[str, Any]:
-    """`strategy` with onCapacityShortage `action` after `wait` seconds (SPEC 4.6)."""
+    """`strategy` with onCapacityShortage `action` after `wait` seconds
+    (docs/rollout.md#capacity-shortage)."""
     body = copy.deepcopy(strategy)
     block = body["canary"] if body["type"] == "Canary" else body.setdefault("rollingUpdate", {})
     block.update({"onCapacityShortage": action, "capacityWaitSeconds": wait})
@@ -80,7 +81,7 @@ def short_of_gpus(strategy: dict[str, Any], action: str, wait: int = 30) -> dict
 
 
 def gated(strategy: dict[str, Any]) -> dict[str, Any]:
-    """`strategy` with the analysis gate of SPEC 4.5 (`ANALYSIS`)."""
+    """`strategy` with the analysis gate of docs/rollout.md#the-analysis-gate (`ANALYSIS`)."""
     return {**copy.deepcopy(strategy), "analysis": dict(ANALYSIS)}
 
 
@@ -153,7 +154,7 @@ FAULT_KINDS = (
 )
 DISRUPTIVE = ("start-failure", "never-ready", "crash", "flap", "unhealthy")
 
-# A user's bad edits: each makes the spec invalid (SPEC 8).
+# A user's bad edits: each makes the spec invalid (docs/rollout.md#bad-input).
 BAD_EDITS: tuple[tuple[str, Callable[[dict[str, Any]], None]], ...] = (
     ("negative replicas", lambda s: s.__setitem__("replicas", -1)),
     ("fractional replicas", lambda s: s.__setitem__("replicas", 2.5)),
@@ -243,7 +244,8 @@ class Scenario:
         self.n = rng.randint(1, 5)
         self.dt_max = float(rng.choice([10, 20, 30]))
         health = {name: rng.random() < 0.8 for name in REVISIONS}
-        # Budgets under a minute make the TTL follow the warm-up of new replicas (SPEC 7).
+        # Budgets under a minute make the TTL follow the warm-up of new replicas
+        # (docs/rollout.md#status-and-conditions).
         initial_delay = rng.choice([30, 45, 180, 300, 600])
         # Revisions without a health check have the default 600 s warm-up budget.
         self.warmup_budget = initial_delay if all(health.values()) else 600
@@ -409,7 +411,7 @@ class Scenario:
 
     def call(self, req: fnv1.RunFunctionRequest, now: datetime) -> fnv1.RunFunctionResponse:
         """Every request goes to both twin servers (different PYTHONHASHSEED): their
-        responses must be byte-identical (SPEC 3.7)."""
+        responses must be byte-identical (docs/rollout.md#revisions)."""
         rsp, twin = self.caller(req, now)
         self.result.calls += 1
         self.result.recalls += 1
@@ -600,7 +602,7 @@ class Scenario:
                 self.lose_status()
                 lose_at = None
                 # Replacements no longer fail together: the progress deadline (from
-                # the restart) may be what reports it (SPEC 4.3).
+                # the restart) may be what reports it (docs/rollout.md#rollback).
                 rest_by = world.now + timedelta(seconds=self.deadline + cycle)
                 until = max(until, rest_by)
             self.step()
@@ -827,7 +829,8 @@ class Scenario:
         strategy = spec_of(self.world.spec).strategy
         if self.replace:
             # No deadlock: on N GPUs every replica may wait capacityWaitSeconds for one
-            # old replica to be traded (drained), one trade at a time (SPEC 4.6).
+            # old replica to be traded (drained), one trade at a time
+            # (docs/rollout.md#capacity-shortage).
             steps = strategy.canary.steps if self.canary and strategy.canary else ()
             weights = sum(1 for step in steps if step.kind == SET_WEIGHT)
             return (weights + max(n, 1)) * self.wave + self.awaiting + 2 * self.dt_max

@@ -1,27 +1,29 @@
-"""More promises of SPEC.md, checked from the outside after every call of a closed loop.
+"""More promises of docs/rollout.md, checked from the outside after every call of a closed loop.
 
 tests/invariants.py checks routing, capacity, draining and status arithmetic. This
 module adds what a long, faulty campaign needs on top:
 
 - determinism: the same request gives byte-identical responses, also from servers
-  that hash strings differently (SPEC 3.7; the comparison is made in tests/sim.py);
+  that hash strings differently (docs/rollout.md#revisions; the comparison is made in tests/sim.py);
 - the shape of every response: a Fatal is exactly one result and carries the
-  request's desired state unchanged (SPEC 8); conditions, composite readiness and
-  TTL as SPEC 7 says;
+  request's desired state unchanged (docs/rollout.md#bad-input); conditions, composite readiness and
+  TTL as docs/rollout.md#status-and-conditions says;
 - composed resource consistency: endpoints only beside their replicas, readiness
-  copied from observed, fresh indices (SPEC 1.2-1.4, 6);
-- the rollout's memory: phase, revisions and the progress deadline (SPEC 3, 4.3);
-- promotion gates (SPEC 4.2): manual promotion waits for spec.promote, automatic
+  copied from observed, fresh indices (docs/rollout.md#resources-and-fields, #routes);
+- the rollout's memory: phase, revisions and the progress deadline (docs/rollout.md#revisions,
+#rollback);
+- promotion gates (docs/rollout.md#bluegreen): manual promotion waits for spec.promote, automatic
   promotion fires on time;
 - lost status never deletes what serves and infers as current only a revision with
-  the most available replicas, at least one (SPEC 3.2); a first deploy makes a
+  the most available replicas, at least one (docs/rollout.md#revisions); a first deploy makes a
   revision current only when it serves N; a revision with N serving replicas is
   never rolled back;
-- no revision other than current and deploying is newly routed (SPEC 3.8);
+- no revision other than current and deploying is newly routed (docs/rollout.md#revisions);
 - the TTL is no longer than the nearest timer, the warm-up of replicas the same
-  response creates included (SPEC 2, 7);
+  response creates included (docs/rollout.md#replica-states, #status-and-conditions);
 - results only on transitions, and a Warning not again until something changed;
-  phase and Progressing do not flap while the world is unchanged in kind (SPEC 7);
+  phase and Progressing do not flap while the world is unchanged in kind
+  (docs/rollout.md#status-and-conditions);
 - every rollout ends within a stated bound (see `RolloutBudget`), and after the last
   disturbance the deployment comes to rest within a bound and stays there.
 
@@ -105,7 +107,8 @@ def backend_published(observed: dict[str, dict[str, Any]], revision: str, index:
 
 def serving_from_outside(spec: Spec, observed: dict[str, dict[str, Any]], key: str,
                          now: datetime) -> bool:
-    """SPEC 2 'Serving', judged from observed state only: Available (below) and its
+    """docs/rollout.md#replica-states 'Serving', judged from observed state only: Available (below)
+    and its
     endpoint publishes a backendName."""
     parsed = naming.parse_replica_key(key)
     return (parsed is not None and available_from_outside(spec, observed, key, now)
@@ -113,7 +116,8 @@ def serving_from_outside(spec: Spec, observed: dict[str, dict[str, Any]], key: s
 
 
 def warmup_budget(spec: Spec, revision: str) -> int:
-    """SPEC 2: healthCheck.initialDelaySeconds, or 600 s without a health check."""
+    """docs/rollout.md#replica-states: healthCheck.initialDelaySeconds, or 600 s without a health
+    check."""
     listed = spec.revision(revision)
     check = listed.health_check if listed is not None else None
     return check.initial_delay_seconds if check is not None else 600
@@ -121,7 +125,8 @@ def warmup_budget(spec: Spec, revision: str) -> int:
 
 def available_from_outside(spec: Spec, observed: dict[str, dict[str, Any]], key: str,
                            now: datetime) -> bool:
-    """SPEC 2 'Available', judged from observed state only: Ready for minReadySeconds,
+    """docs/rollout.md#replica-states 'Available', judged from observed state only: Ready for
+    minReadySeconds,
     not Failed, not Draining, healthy enough (Healthy or Degraded with a health check;
     not Unhealthy without one)."""
     body = observed.get(key)
@@ -181,10 +186,12 @@ def revision_counts(spec: Spec, step: Step) -> dict[str, tuple[int, int]]:
 
 
 def outside_timers(spec: Spec, step: Step) -> list[tuple[float, str]]:
-    """The timers of SPEC 7 a user can see pending after this response, as (seconds from
+    """The timers of docs/rollout.md#status-and-conditions a user can see pending after this
+    response, as (seconds from
     now, what): the warm-up of every desired replica not yet Ready, counted from the
     later of its creation and its last Ready transition, or from now for a replica this
-    response creates (SPEC 2: first desired); minReadySeconds of a Ready replica that
+    response creates (docs/rollout.md#replica-states: first desired); minReadySeconds of a Ready
+    replica that
     stays in service; the drain of every draining replica; the progress deadline while
     the deploying revision does not serve in full; only those still in the future."""
     now = step.now
@@ -217,7 +224,8 @@ def outside_timers(spec: Spec, step: Step) -> list[tuple[float, str]]:
         ready = ready_since(observed)
         born = _time(observed.get("metadata", {}).get("creationTimestamp")) or now
         if ready is None:
-            # SPEC 2, 4.6: from the later of creation, the last Ready transition and
+            # docs/rollout.md#replica-states, #capacity-shortage: from the later of creation, the
+            # last Ready transition and
             # scheduling; an Unschedulable replica's budget has not started.
             conditions = status.get("conditions", []) or []
             if any(c.get("type") == "Scheduled" and c.get("status") == "False"
@@ -347,10 +355,10 @@ class RolloutBudget:
 
     A 'gain' is a deploying replica becoming Available. Between two gains at most
     I = max(P, W + w + L + m + R + 5 dt) passes: with C set the progress deadline
-    rolls back after P (SPEC 4.3); a first deploy has no C and cannot roll back, but
+    rolls back after P (docs/rollout.md#rollback); a first deploy has no C and cannot roll back, but
     then the only reason for no gain is a replica that breaks, which is Failed after
     W, replaced at once or after a drain R, and the replacement serves w + L + m
-    later. A wait at the promotion gate is exempt from the deadline (SPEC 4.2) and
+    later. A wait at the promotion gate is exempt from the deadline (docs/rollout.md#bluegreen) and
     lasts at most A; there is at most one per gain. So a rollout ends (completes,
     rolls back, or is replaced by a newer one) within
 
@@ -567,7 +575,8 @@ class SimChecker:
         counts = status["replicas"]
         if not counts["available"] <= counts["total"] or not counts["ready"] <= counts["total"]:
             raise Violation(f"status.replicas counts are inconsistent: {counts}")
-        # SPEC 4.3: no progress for progressDeadlineSeconds rolls back (with a C to return to).
+        # docs/rollout.md#rollback: no progress for progressDeadlineSeconds rolls back (with a C to
+        # return to).
         progress = _time(status.get("lastProgressTime"))
         if deploying and current and phase == "Progressing" and progress is not None \
                 and step.now >= progress + timedelta(seconds=spec.progress_deadline_seconds):
@@ -599,7 +608,7 @@ class SimChecker:
         if unapproved:
             raise Violation(f"main route carries {sorted(unapproved)}, never promoted "
                             f"(current before: {sorted(self.ever_current)})")
-        # Automatic promotion fires on time (SPEC 4.2).
+        # Automatic promotion fires on time (docs/rollout.md#bluegreen).
         deploying = status.get("deployingRevision")
         if spec.strategy.auto_promote and status.get("phase") == "AwaitingPromotion":
             times = [t for key, body in step.observed.items()
@@ -611,7 +620,8 @@ class SimChecker:
                     raise Violation(f"auto-promotion of {deploying!r} was due at {due}")
             elif spec.replicas == 0:
                 # No green replica needs to be Ready: the soak runs from when green reached
-                # the gate with this spec (SPEC 4.2: with N = 0 the gate's first half
+                # the gate with this spec (docs/rollout.md#bluegreen: with N = 0 the gate's first
+                # half
                 # holds; README: the delay runs from the call that first saw the gate).
                 key = f"{deploying} {request_spec(step)}"
                 if self.awaiting_since is None or self.awaiting_since[0] != key:
@@ -624,7 +634,7 @@ class SimChecker:
         self.count("promotion-gate")
 
     def check_lost_status(self, spec: Spec, step: Step) -> None:
-        """SPEC 3.1, 3.2: a revision becomes current only by serving N (completion) or,
+        """docs/rollout.md#revisions: a revision becomes current only by serving N (completion) or,
         with the status lost, by having the most available replicas, at least one;
         and nothing that serves is deleted while the status is missing."""
         prior = prior_status(step)
@@ -654,7 +664,8 @@ class SimChecker:
         self.count("lost-status-deletes-nothing")
 
     def check_rollback(self, spec: Spec, step: Step) -> None:
-        """A revision serving N is not rolled back, but by the analysis gate (SPEC 4.5:
+        """A revision serving N is not rolled back, but by the analysis gate
+        (docs/rollout.md#the-analysis-gate:
         a Fail that lasts failureToleranceSeconds rolls back whatever serves)."""
         prior = prior_status(step)
         failed = step.status.get("failedRevision")
@@ -714,7 +725,8 @@ class SimChecker:
         return disturbed
 
     def check_warnings_once(self, step: Step, disturbed: bool) -> None:
-        """SPEC 7, README 'a failing first deployment is reported once': a Warning is not
+        """docs/rollout.md#status-and-conditions, README 'a failing first deployment is reported
+        once': a Warning is not
         said again until something changed: the spec, the status (lost), or the
         revisions the status records (current, deploying, failed)."""
         prior = prior_status(step)
@@ -787,7 +799,7 @@ class SimChecker:
                 and not (spec.strategy.type == BLUE_GREEN and spec.strategy.auto_promote) \
                 and not failing:
             # Manual BlueGreen, or a canary's manual pause; a Fail being tolerated is no
-            # rest: it rolls back at the tolerance's end (SPEC 4.5).
+            # rest: it rolls back at the tolerance's end (docs/rollout.md#the-analysis-gate).
             return "awaiting-approval"
         return None
 
@@ -809,7 +821,8 @@ class SimChecker:
         previous, self.at_rest = self.at_rest, (f"{rest} {state}" if rest else None)
         if previous is not None and spec.strategy.analysis is not None \
                 and previous.startswith("awaiting-approval"):
-            # SPEC 4.5: the gate's verdict moves with the metrics the replicas publish
+            # docs/rollout.md#the-analysis-gate: the gate's verdict moves with the metrics the
+            # replicas publish
             # while the deployment waits for approval (AnalysisInconclusive, then
             # AwaitingPromotion on a Pass, or a Fail tolerated that then rolls back).
             previous = self.at_rest
@@ -834,7 +847,8 @@ class SimChecker:
     # --- routes, timers, lost status ----------------------------------------------------
 
     def check_orphans_not_routed(self, step: Step) -> None:
-        """SPEC 3.8: a revision other than the response's current and deploying ones is
+        """docs/rollout.md#revisions: a revision other than the response's current and deploying
+        ones is
         never newly added to a route: the main route may keep a backend of it only if
         the observed main route carries it; the preview route carries D only."""
         keep = {step.status.get("currentRevision"), step.status.get("deployingRevision")}
@@ -853,7 +867,7 @@ class SimChecker:
         self.count("orphans-never-newly-routed")
 
     def check_canary_share(self, spec: Spec, step: Step) -> None:
-        """SPEC 4.4: a canary's share of the main route's weight (the rule without a
+        """docs/rollout.md#canary: a canary's share of the main route's weight (the rule without a
         header match) is never more than its share of Serving capacity,
         Serving(D) / N, unless the current revision has nothing to route; the same
         holds for the weight reported in status.canary."""
@@ -879,7 +893,8 @@ class SimChecker:
             self.count("canary-share-within-capacity")
 
     def check_canary_steps(self, spec: Spec, step: Step) -> None:
-        """SPEC 4.4: every step holds for its duration. status.canary.weight never exceeds
+        """docs/rollout.md#canary: every step holds for its duration. status.canary.weight never
+        exceeds
         the weight of the last setWeight reached (before promotion); the step index
         never passes a timed pause or an analysis step before stepStartTime +
         durationSeconds, nor a manual pause without spec.promote naming the canary; and
@@ -937,7 +952,8 @@ class SimChecker:
             self.count("canary-pause-holds-weight")
 
     def check_service_levels(self, spec: Spec, step: Step) -> None:
-        """SPEC 4.5, with the service levels the scenario drew per revision: a bad
+        """docs/rollout.md#the-analysis-gate, with the service levels the scenario drew per
+        revision: a bad
         revision (slow or erroring throughout) never completes a rollout over a current
         revision without spec.promote naming it, and a good one (or one whose metrics
         go stale) is never rolled back for analysis (Progressing reason AnalysisFailed)."""
@@ -963,7 +979,8 @@ class SimChecker:
         self.count("good-service-never-fails-analysis")
 
     def check_no_churn(self, step: Step, disturbed: bool) -> None:
-        """SPEC 4.6: a replica waiting for an accelerator is never dropped and replaced by a
+        """docs/rollout.md#capacity-shortage: a replica waiting for an accelerator is never dropped
+        and replaced by a
         fresh index while its revision still wants it: not in the same response
         (as tests/invariants.py check 8), nor across two: a response that drops a
         waiting replica of a revision and the next one, with nothing disturbed in
@@ -996,7 +1013,8 @@ class SimChecker:
                 self.dropped_waiting[parsed[0]] = counts[parsed[0]]
 
     def check_ttl(self, spec: Spec, step: Step) -> None:
-        """SPEC 7: the TTL is no longer than the time to the nearest pending timer
+        """docs/rollout.md#status-and-conditions: the TTL is no longer than the time to the nearest
+        pending timer
         (`outside_timers`), the warm-up of replicas this very response creates included."""
         timers = outside_timers(spec, step)
         if not timers:

@@ -1,4 +1,5 @@
-"""The SLO gate's verdict (SPEC section 4.5) and the replica metrics it reads (section 1.2)."""
+"""The SLO gate's verdict (docs/rollout.md#the-analysis-gate) and the replica metrics it reads
+(section 1.2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""BlueGreen promotion gated on service levels, replayed call by call (SPEC sections 4.2, 4.5).
+"""BlueGreen promotion gated on service levels, replayed call by call (docs/rollout.md#bluegreen,
+#the-analysis-gate).
 
 Replicas publish status.metrics as a metrics adapter would (tests/world.py
 ServiceLevel): blue from production traffic on the main route, green from the

@@ -183,7 +183,8 @@ def test_a_failing_first_deploy_keeps_the_reason_it_was_reported_with():
     at 600 s every replica failed (Progressing False/RevisionFailed, one Warning).
     The Progressing reason flipped to ProgressDeadlineExceeded while the replacement
     warmed up past the deadline and back at its failure, every cycle, while nothing
-    changed in kind (SPEC 7; README: a failing first deployment is reported once and
+    changed in kind (docs/rollout.md#status-and-conditions; README: a failing first deployment is
+    reported once and
     stays reported)."""
     world = World(spec=deployment(1, ("v1",), progressDeadlineSeconds=600),
                   fate_for=lambda revision, index: Fate(never_ready=True))
@@ -204,7 +205,8 @@ def test_a_canary_at_one_replica_without_surge_completes_or_rolls_back():
     N = 1, maxSurge 0, maxUnavailable 50% (so 1): to create the canary the current
     revision's only replica drains. The canary then serves alone and carries 100%, so
     the step 'setWeight: 10' (done when the route carries 10) was never done, and the
-    progress deadline never rolled it back: Progressing forever (SPEC 4.3, 4.4)."""
+    progress deadline never rolled it back: Progressing forever (docs/rollout.md#rollback,
+    #canary)."""
     strategy = canary([{"setWeight": 10}, {"setWeight": 100}], surge=0, unavailable="50%")
     world = World(spec=deployment(1, ("v1", "v2"), active="v1", strategy=strategy,
                                   progressDeadlineSeconds=600),
@@ -222,7 +224,8 @@ def test_scaling_in_keeps_the_replicas_that_serve():
     served since 30 s, replicas 0-2 became Ready at 30 s and are not Available before
     50 s. At 40 s replicas goes to 2: the removal priority (ties: the highest index)
     drains replica 3, the only one serving, and keeps 0 and 1; the main route is
-    empty although N - maxUnavailable = 1 (SPEC 4.1: availability first; a Kubernetes
+    empty although N - maxUnavailable = 1 (docs/rollout.md#rollingupdate: availability first; a
+    Kubernetes
     ReplicaSet removes the pods Ready for less time first)."""
     world = World(spec=deployment(4, ("v1",), strategy=rolling(0, 1), minReadySeconds=20),
                   fate_for=lambda revision, index: Fate(warmup=5 if index == 3 else 30))
@@ -247,7 +250,8 @@ def test_a_canary_restarting_its_steps_keeps_the_availability_floor():
     s(40) = 3, 5 routed. The status is lost; v1 (3 available) is inferred as current and
     the steps start again at setWeight 20 (README), whose c(20) = 1. The same response
     drains a serving canary replica while v1's fourth replica is only being created:
-    4 routed, below N - maxUnavailable = 5 (SPEC 4.1, 4.4: moving between targets follows
+    4 routed, below N - maxUnavailable = 5 (docs/rollout.md#rollingupdate, #canary: moving between
+    targets follows
     the availability rule; tests/invariants.py check 2)."""
     strategy = canary([{"setWeight": 20}, {"pause": {"durationSeconds": 60}},
                        {"setWeight": 40}, {"pause": {"durationSeconds": 600}}])
@@ -277,7 +281,8 @@ def test_an_aborted_canary_on_a_full_pool_returns_its_accelerator():
     replica back, which waits for a GPU, while the canary's replica, now an orphan,
     drains only as the availability rule allows: 1 + 1 serving = N - maxUnavailable, so
     it never does. The deployment says Stable on v1 while the orphan keeps its GPU and
-    a share of the main route, for ever (SPEC 4.6: no deadlock under Replace;
+    a share of the main route, for ever (docs/rollout.md#capacity-shortage: no deadlock under
+    Replace;
     README: an orphan drains first)."""
     strategy = short_of_gpus(canary([{"setWeight": 50}, {"pause": {"durationSeconds": 600}}],
                                     surge=1, unavailable=0), "Replace", wait=20)
@@ -300,7 +305,8 @@ def test_a_rollout_on_a_full_pool_that_loses_its_status_does_not_deadlock():
     the most available replicas, is inferred current and the deployment says Stable;
     v1's serving replica is old capacity the availability rule keeps (2 + 1 = N), and
     with nothing deploying nothing trades it, so v2's third replica waits for the GPU
-    v1 holds, for ever (SPEC 4.6: no deadlock under Replace; README: old capacity
+    v1 holds, for ever (docs/rollout.md#capacity-shortage: no deadlock under Replace; README: old
+    capacity
     drains as its replacement serves)."""
     strategy = short_of_gpus(fixtures.rolling(1, 0), "Replace", wait=20)
     world = World(spec=deployment(3, ("v1", "v2"), active="v1", strategy=strategy),

@@ -7,13 +7,18 @@ from typing import Any
 
 import pytest
 
-from function.classify import Health, Lifecycle, classify
+from function.classify import Classifier, Health, Lifecycle, Replica
 from function.observe import read_endpoint, read_replica
 from function.spec import parse_spec
 from tests.fixtures import deployment
 from tests.world import T0, ts
 
 NOW = T0 + timedelta(hours=1)
+
+
+def classify(observed, endpoint, spec, health_check, now) -> Replica:
+    """One replica classified as the planner does it: by its revision's Classifier."""
+    return Classifier(spec, health_check, now).classify(observed, endpoint)
 
 
 def replica(*, age: float = 3600, ready: str | None = None, ready_for: float | None = None,

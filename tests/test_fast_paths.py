@@ -5,7 +5,8 @@ RunFunction reads observed Structs straight from their fields
 template per revision with only their own fields set (writer.write_composed). Every
 response here is compared with a reference built the plain way: observed
 resources converted to dicts with json_format and read through the Mapping
-protocol, the desired bodies composed as dicts (compose.compose) and each
+protocol, the desired bodies composed as dicts (compose() below, from
+function/compose.py's bodies) and each
 converted with json_format. The desired state must serialise to the same bytes,
 and the whole response must be equal.
 """
@@ -27,7 +28,16 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from function import fn, naming, writer
-from function.compose import compose
+from function import naming as _naming
+from function.compose import (
+    DesiredResource,
+    endpoint_body,
+    endpoint_ready,
+    replica_body,
+    replica_labels,
+    route_resources,
+    status,
+)
 from function.observe import (
     find_condition,
     get,
@@ -65,6 +75,28 @@ def plain(message: Any) -> Any:
     return json_format.MessageToDict(message)
 
 
+def compose(spec: Any, plan_: Any, observed: Any, fn_input: Any,
+            xr_name: str) -> tuple[list[DesiredResource], dict[str, Any]]:
+    """The plan as desired resources and XR status, every body built as a dict: each
+    planned replica, then its endpoint while it is observed Ready, then the routes.
+    """
+    resources: list[DesiredResource] = []
+    templates: dict[str, dict[str, Any]] = {}
+    for planned in plan_.replicas:
+        labels = replica_labels(plan_, planned, xr_name)
+        resources.append(DesiredResource(
+            key=planned.key,
+            body=replica_body(plan_, planned, xr_name, fn_input, labels, templates),
+            ready=planned.observed_ready))
+        if planned.has_endpoint:
+            resources.append(DesiredResource(
+                key=_naming.endpoint_key(planned.revision, planned.index),
+                body=endpoint_body(plan_, planned, labels, fn_input),
+                ready=endpoint_ready(observed, planned)))
+    resources.extend(route_resources(spec, plan_, observed, xr_name))
+    return resources, status(plan_)
+
+
 def reference(req: fnv1.RunFunctionRequest, now: datetime) -> fnv1.RunFunctionResponse:
     """RunFunction without the fast paths: what the optimised response must equal."""
     rsp = response.to(req)
@@ -75,13 +107,13 @@ def reference(req: fnv1.RunFunctionRequest, now: datetime) -> fnv1.RunFunctionRe
     prior = read_prior_status(xr.get("status"))
     observed = read_observed((key, plain(r.resource)) for key, r in req.observed.resources.items())
     result = plan(spec, prior, observed, name, now)
-    composition = compose(spec, result, observed, fn_input, name)
+    resources, composed_status = compose(spec, result, observed, fn_input, name)
 
-    for desired in composition.resources:
+    for desired in resources:
         target = rsp.desired.resources[desired.key]
         merge(target.resource, desired.body)
         target.ready = fnv1.READY_TRUE if desired.ready else fnv1.READY_FALSE
-    merge(rsp.desired.composite.resource.get_or_create_struct("status"), composition.status)
+    merge(rsp.desired.composite.resource.get_or_create_struct("status"), composed_status)
     writer.write_verdict(rsp, result)  # readiness, conditions, results, TTL: no fast path there
     return rsp
 

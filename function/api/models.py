@@ -322,7 +322,7 @@ class Analysis(ApiModel):
                     "back.")
 
 
-class Strategy(ApiModel):
+class StrategyModel(ApiModel):
     """How a new revision replaces the current one."""
 
     model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
@@ -346,7 +346,7 @@ class Strategy(ApiModel):
     analysis: Analysis | None = None
 
     @model_validator(mode="after")
-    def _canary_rules(self) -> Strategy:
+    def _canary_rules(self) -> StrategyModel:
         """Canary needs steps; an analysis step needs strategy.analysis."""
         if self.type == CANARY and self.canary is None:
             raise invalid("is required when strategy.type is Canary", ".canary.steps")
@@ -476,7 +476,7 @@ class ModelDeploymentSpec(ApiModel):
         description="The revisions, keyed by name.")
     active_revision: RevisionName | None = Field(
         default=None, description="The revision that should serve. Default: the last listed.")
-    strategy: Strategy = Field(default=Strategy(), json_schema_extra={"default": {}})
+    strategy: StrategyModel = Field(default=StrategyModel(), json_schema_extra={"default": {}})
     promote: RevisionName | None = Field(
         default=None,
         description="Approval to promote this deploying revision: the BlueGreen gate, "
