@@ -14,12 +14,10 @@ from typing import Any
 
 import pytest
 
-from function import naming
+from tests import responses
 from tests.test_canary_replay import (
     bootstrapped,
     check_canary,
-    progressing,
-    rules,
     stable_on,
     until_step,
 )
@@ -29,23 +27,8 @@ HEADER = {"headerRoute": {"name": "x-canary", "value": "true"}}
 
 
 def summary(step: Step) -> dict[str, Any]:
-    def replica(key: str) -> str:
-        annotations = step.desired[key]["metadata"].get("annotations", {})
-        return key + (" draining" if naming.ANNOTATION_DRAINING_SINCE in annotations else "")
-
-    return {
-        "replicas": sorted(replica(k) for k in step.desired if naming.parse_replica_key(k)),
-        "rules": [
-            {"header": rule["matches"][0].get("headers", [{}])[0].get("name"),
-             "backends": {ref["name"].removeprefix("qwen-").removesuffix("-svc"):
-                          int(ref["weight"]) for ref in rule.get("backendRefs", [])}}
-            for rule in rules(step)],
-        "status": {k: step.status.get(k)
-                   for k in ("phase", "currentRevision", "deployingRevision", "canary")},
-        "progressing": [progressing(step).reason, progressing(step).message],
-        "results": [r.message for r in step.response.results],
-        "ttl": step.response.meta.ttl.seconds,
-    }
+    return responses.summary(step, registers=("phase", "currentRevision", "deployingRevision",
+                                              "canary"), preview=False)
 
 
 def started() -> World:

@@ -284,3 +284,12 @@ def test_an_unhealthy_replica_no_route_carries_goes_at_once():
     world.run_until(lambda w: "replica-v1-1" not in w.composed, dt=5, check=invariants.check)
     last = world.history[-1]
     assert not drained(last), "no route carried it: nothing in flight to wait for"
+
+
+def test_the_ttl_covers_the_warm_up_of_replicas_created_by_the_same_response():
+    spec = deployment(2, ("v1",))
+    spec["revisions"][0]["healthCheck"]["initialDelaySeconds"] = 30
+    world = World(spec=spec, fate_for=lambda rev, i: Fate(never_ready=True))
+    first = world.step()
+    assert any(k.startswith("replica-") for k in first.desired)
+    assert first.response.meta.ttl.seconds == 30
