@@ -283,3 +283,42 @@ def test_a_canary_that_waits_for_a_gpu_rolls_back_at_the_deadline_saying_why():
     assert "unschedulable" in progressing(waiting).message
     world.run_until(lambda w: w.status.get("phase") == "Failed", check=check_canary)
     assert "InsufficientCapacity" in progressing(world.history[-1]).message
+
+
+def test_scaling_in_mid_canary_retires_the_current_replica_that_does_not_serve_first():
+    # docs/rollout.md#rollingupdate: old replicas that do not serve go first and are not
+    # limited by the availability rule. Mid-canary at 10% with N = 4 (c = 1, s = 4), the
+    # current revision's replicas 0-2 serve on stale probes (Degraded) and replica 3 is
+    # Healthy again after a readiness flap, but still inside minReadySeconds (not
+    # Serving); then N goes 4 -> 3, so s = 3.
+    world = bootstrapped(4, [{"setWeight": 10}, {"pause": {}}], minReadySeconds=60)
+    world.spec["activeRevision"] = "v2"
+    until_step(world, 1, phase="AwaitingPromotion")
+    for index in range(3):  # probes stopped 110 s ago: Degraded within 10 s
+        lived = world.lives[naming.replica_key("v1", index)]
+        assert lived.ready_at is not None
+        since_ready = (world.now - lived.ready_at).total_seconds()
+        lived.fate = Fate(**{**lived.fate.__dict__, "stale_after": since_ready - 110})
+    flapping = world.lives[naming.replica_key("v1", 3)]
+    assert flapping.ready_at is not None
+    flapping.fate = Fate(**{**flapping.fate.__dict__, "flap_for": 20.0,
+                            "flap_after": (world.now - flapping.ready_at).total_seconds()})
+    for _ in range(4):  # 40 s: replica 3 back for 20 s, the others Degraded
+        check_canary(world, world.step())
+    for index in range(3):  # the scene as described: stale probes, still serving
+        body = world.composed[naming.replica_key("v1", index)]
+        probed = datetime.fromisoformat(body["status"]["health"]["lastProbeTime"])
+        assert world.now - probed > timedelta(seconds=120)
+    ready = next(c for c in world.composed[naming.replica_key("v1", 3)]["status"]["conditions"]
+                 if c["type"] == "Ready")
+    assert ready["status"] == "True"
+    assert world.now - datetime.fromisoformat(ready["lastTransitionTime"]) < timedelta(seconds=60)
+    world.spec["replicas"] = 3
+    step = world.step()
+    check_canary(world, step)
+    current = sorted(k for k in step.desired if k.startswith("replica-v1-"))
+    assert current == ["replica-v1-0", "replica-v1-1", "replica-v1-2"], (
+        "the current revision kept a replica that does not serve beyond s(w) = 3")
+    for key in current:
+        assert naming.ANNOTATION_DRAINING_SINCE not in step.desired[key]["metadata"].get(
+            "annotations", {}), f"{key} serves and was drained instead"

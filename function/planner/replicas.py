@@ -176,9 +176,17 @@ def keep_wanted(ledger: Ledger, spec: Spec, replicas: list[Replica], wanted: int
     Returns how many replicas are kept live, how many of them Serve, and the
     replicas that still Serve but should go: evicted ones, and with `gradually`
     the extras too. Those leave only as the availability rule allows.
+
+    With `gradually` (a revision shrinking under the availability rule, as the
+    canary's current revision does) the extras that do not serve go first,
+    whatever their health: they carry no traffic, so the availability rule does
+    not hold them (docs/rollout.md#rollingupdate). Three Serving Degraded
+    replicas and one Healthy still inside minReadySeconds, target 3 -> the
+    Healthy one goes now, the three keep serving. A plain scale-in keeps the
+    removal priority alone, health first.
     """
     alive, reclaimable, evicted_serving = _sort_out(ledger, spec, replicas)
-    alive.sort(key=Replica.removal_rank)
+    alive.sort(key=_serving_last if gradually else Replica.removal_rank)
     extra = len(alive) - wanted
     for replica in alive[:max(0, extra)]:
         if gradually and replica.serving:
@@ -199,6 +207,12 @@ def keep_wanted(ledger: Ledger, spec: Spec, replicas: list[Replica], wanted: int
     # Reclaimed replicas were Draining when classified, so none of them Serves yet.
     serving = sum(1 for replica in alive if replica.serving)
     return len(alive) + len(reclaimed), serving, evicted_serving
+
+
+def _serving_last(replica: Replica) -> tuple[bool, tuple[int, bool, int]]:
+    """Sort key for a gradual scale-in: replicas that do not serve first, then by removal
+    priority."""
+    return replica.serving, replica.removal_rank()
 
 
 def _sort_out(ledger: Ledger, spec: Spec,

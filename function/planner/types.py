@@ -231,22 +231,23 @@ class Transition:
 class RevisionState:
     """The revision state machine's registers for this call (docs/rollout.md#revisions).
 
-    Changed only by function/planner/revisions.py, which records each change in
-    transitions.
+    Changed by function/planner/revisions.py, which records each change of C, D
+    or F in transitions; the progress rules (function/planner/progress.py, a
+    canary reaching a step) move last_progress.
     """
 
-    current: str | None
-    deploying: str | None
-    failed: str | None
-    strategy: str
-    rollout_start: datetime | None
-    last_progress: datetime | None
-    started: bool = False
-    aborted: bool = False
+    current: str | None  # C: status.currentRevision, fully rolled out and serving
+    deploying: str | None  # D: status.deployingRevision, being rolled out
+    failed: str | None  # F: status.failedRevision, not retried while it is the target
+    strategy: str  # the strategy the rollout in flight started with (status.rolloutStrategy)
+    rollout_start: datetime | None  # status.rolloutStartTime
+    last_progress: datetime | None  # status.lastProgressTime: the progress deadline's start
+    started: bool = False  # this call started a rollout (D = T)
+    aborted: bool = False  # this call cleared D without completing it
     rolled_back: str | None = None  # the reason, when this call rolls back
     failing_first_deploy: str | None = None  # the reason, when a first deploy is failing
-    promoted: bool = False
-    completed: bool = False
+    promoted: bool = False  # this call promoted D (BlueGreen)
+    completed: bool = False  # this call completed the rollout (C = D)
     retired_current: str | None = None  # blue, retired by promotion in this call
     rollback_detail: str | None = None  # what the Progressing condition adds to a rollback
     transitions: list[Transition] = field(default_factory=list)  # in the order decided
