@@ -9,10 +9,12 @@ TTL, so a table case states a whole response in a few lines
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from function import naming
-from tests.world import Step
+from tests import invariants
+from tests.world import Step, World
 
 REGISTERS = ("phase", "currentRevision", "deployingRevision", "failedRevision")
 
@@ -55,3 +57,25 @@ def summary(step: Step, *, registers: tuple[str, ...] = REGISTERS,
         "ttl": step.response.meta.ttl.seconds,
     })
     return out
+
+
+def registers(phase: str, current: str | None, deploying: str | None = None,
+              failed: str | None = None) -> dict[str, Any]:
+    """summary()'s status part with the default registers."""
+    return {"phase": phase, "currentRevision": current, "deployingRevision": deploying,
+            "failedRevision": failed}
+
+
+def first_call(world: World) -> Step:
+    """One call, checked against the shared invariants."""
+    step = world.step()
+    invariants.check(world, step)
+    return step
+
+
+def until(predicate: Callable[[World], bool]) -> Callable[[World], Step]:
+    """A driver: calls, each checked, until the predicate holds; the last call."""
+    def drive(world: World) -> Step:
+        world.run_until(predicate, check=invariants.check)
+        return world.history[-1]
+    return drive

@@ -16,7 +16,7 @@ import pytest
 
 from tests import invariants
 from tests.fixtures import blue_green, deployment
-from tests.responses import summary
+from tests.responses import first_call, registers, summary, until
 from tests.test_blue_green_replay import stable_on
 from tests.world import Fate, Step, World
 
@@ -27,19 +27,6 @@ def bootstrapped(**strategy: Any) -> World:
     world.run_until(lambda w: stable_on(w, "v1", 2), check=invariants.check)
     world.spec["activeRevision"] = "v2"
     return world
-
-
-def first_call(world: World) -> Step:
-    step = world.step()
-    invariants.check(world, step)
-    return step
-
-
-def until(predicate: Callable[[World], bool]) -> Callable[[World], Step]:
-    def drive(world: World) -> Step:
-        world.run_until(predicate, check=invariants.check)
-        return world.history[-1]
-    return drive
 
 
 awaiting = until(lambda w: w.status.get("phase") == "AwaitingPromotion")
@@ -86,12 +73,6 @@ GREEN = ["replica-v2-0", "replica-v2-1"]
 MAIN_BLUE = [{"header": None, "backends": {"v1-0": 1, "v1-1": 1}}]
 ON_GREEN = [{"header": None, "backends": {"v2-0": 1, "v2-1": 1}}]
 NO_BACKENDS = [{"header": None, "backends": {}}]
-
-
-def registers(phase: str, current: str | None, deploying: str | None = None,
-              failed: str | None = None) -> dict[str, Any]:
-    return {"phase": phase, "currentRevision": current, "deployingRevision": deploying,
-            "failedRevision": failed}
 
 
 CASES: list[tuple[str, Callable[[World], Step], dict[str, Any]]] = [

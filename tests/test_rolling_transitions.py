@@ -16,7 +16,7 @@ import pytest
 
 from tests import invariants
 from tests.fixtures import deployment
-from tests.responses import summary
+from tests.responses import first_call, registers, summary, until
 from tests.test_rolling_replay import stable_on
 from tests.world import Fate, Step, World
 
@@ -30,19 +30,6 @@ def bootstrapped(**extra: Any) -> World:
 def started(world: World) -> World:
     world.spec["activeRevision"] = "v2"
     return world
-
-
-def first_call(world: World) -> Step:
-    step = world.step()
-    invariants.check(world, step)
-    return step
-
-
-def until(predicate: Callable[[World], bool]) -> Callable[[World], Step]:
-    def drive(world: World) -> Step:
-        world.run_until(predicate, check=invariants.check)
-        return world.history[-1]
-    return drive
 
 
 def routed(world: World, revision: str) -> int:
@@ -89,12 +76,6 @@ V1 = ["replica-v1-0", "replica-v1-1", "replica-v1-2"]
 ALL_V1 = [{"header": None, "backends": {"v1-0": 1, "v1-1": 1, "v1-2": 1}}]
 MIXED = [{"header": None, "backends": {"v1-0": 1, "v1-1": 1, "v2-0": 1}}]
 DEPLOYING = ["NewRevisionDeploying", "rolling out revision 'v2' (RollingUpdate)"]
-
-
-def registers(phase: str, current: str | None, deploying: str | None = None,
-              failed: str | None = None) -> dict[str, Any]:
-    return {"phase": phase, "currentRevision": current, "deployingRevision": deploying,
-            "failedRevision": failed}
 
 
 CASES: list[tuple[str, Callable[[World], Step], dict[str, Any]]] = [
