@@ -14,7 +14,7 @@ from typing import Any
 
 from function import naming
 from tests import invariants
-from tests.world import Step, World
+from tests.world import Fate, Step, World
 
 REGISTERS = ("phase", "currentRevision", "deployingRevision", "failedRevision")
 
@@ -79,3 +79,11 @@ def until(predicate: Callable[[World], bool]) -> Callable[[World], Step]:
         world.run_until(predicate, check=invariants.check)
         return world.history[-1]
     return drive
+
+
+def never_ready(world: World) -> Step:
+    """A driver: v2 never becomes Ready, with a 120 s progress deadline; the call that
+    rolls it back."""
+    world.spec["progressDeadlineSeconds"] = 120
+    world.fate_for = lambda rev, i: Fate(never_ready=True) if rev == "v2" else Fate()
+    return until(lambda w: w.status.get("phase") == "Failed")(world)

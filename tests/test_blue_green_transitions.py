@@ -16,9 +16,9 @@ import pytest
 
 from tests import invariants
 from tests.fixtures import blue_green, deployment
-from tests.responses import first_call, registers, summary, until
+from tests.responses import first_call, never_ready, registers, summary, until
 from tests.test_blue_green_replay import stable_on
-from tests.world import Fate, Step, World
+from tests.world import Step, World
 
 
 def bootstrapped(**strategy: Any) -> World:
@@ -53,12 +53,6 @@ def aborted(world: World) -> Step:
     awaiting(world)
     world.spec["activeRevision"] = "v1"
     return first_call(world)
-
-
-def never_ready(world: World) -> Step:
-    world.spec["progressDeadlineSeconds"] = 120
-    world.fate_for = lambda rev, i: Fate(never_ready=True) if rev == "v2" else Fate()
-    return until(lambda w: w.status.get("phase") == "Failed")(world)
 
 
 def reverted(world: World) -> Step:

@@ -16,7 +16,7 @@ import pytest
 
 from tests import invariants
 from tests.fixtures import deployment
-from tests.responses import first_call, registers, summary, until
+from tests.responses import first_call, never_ready, registers, summary, until
 from tests.test_rolling_replay import stable_on
 from tests.world import Fate, Step, World
 
@@ -47,12 +47,6 @@ def aborted(world: World) -> Step:
     until(lambda w: routed(w, "v2") >= 1)(world)
     world.spec["activeRevision"] = "v1"
     return first_call(world)
-
-
-def never_ready(world: World) -> Step:
-    world.spec["progressDeadlineSeconds"] = 120
-    world.fate_for = lambda rev, i: Fate(never_ready=True) if rev == "v2" else Fate()
-    return until(lambda w: w.status.get("phase") == "Failed")(world)
 
 
 def every_replica_failed(world: World) -> Step:
